@@ -1,0 +1,47 @@
+# Everything a fresh machine needs: Python 3.11 with pip.  uv comes from the package registry
+# into a private bootstrap venv, then the locked environment is synced into .venv.
+PYTHON ?= python3.11
+UV_VERSION := 0.13.8
+BOOT := .boot
+UV := $(BOOT)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+DATASET ?= data/recorded/pm15m_20251226_coinbase1m
+
+.PHONY: setup run test lint typecheck bench dev clean
+
+$(UV):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	$(PYTHON) -m venv $(BOOT)
+	$(BOOT)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	UV_PYTHON=$(PYTHON) $(UV) sync --locked --quiet
+	@touch $@
+
+setup: $(VENV)/.synced
+
+## run: replay the embedded recorded markets through the whole graph (paper mode, no keys)
+run: setup
+	$(BIN)/updown run --replay $(DATASET)
+
+## test: lint, type-check, then the whole test suite
+test: setup lint typecheck
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+## bench: decision latency of the graph on the deterministic path
+bench: setup
+	$(BIN)/updown bench
+
+## dev: LangGraph Studio on the local dev server
+dev: setup
+	$(BIN)/langgraph dev --no-browser
+
+clean:
+	rm -rf $(VENV) $(BOOT) .pytest_cache .mypy_cache .ruff_cache

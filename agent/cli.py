@@ -1,0 +1,167 @@
+"""The ``updown`` command line: replay runs, benchmarks and configuration checks.
+
+Every failure the user can cause (bad setting, missing or corrupt dataset) ends in one line
+on stderr naming the problem and a non-zero exit, before anything is written.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from agent.settings import ConfigError, Settings, load_settings
+from feeds.recorded import DatasetError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Autonomous trading agent for Polymarket's BTC Up or Down markets.")
+out = Console()
+err = Console(stderr=True)
+
+EMBEDDED_DATASETS = Path(__file__).resolve().parent.parent / "data" / "recorded"
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+def resolve_dataset(name_or_dir: str) -> Path:
+    """A dataset directory, or the name of one embedded under data/recorded."""
+    path = Path(name_or_dir)
+    if path.is_dir():
+        return path
+    embedded = EMBEDDED_DATASETS / name_or_dir
+    if embedded.is_dir():
+        return embedded
+    raise UserError(f"dataset not found: {name_or_dir} (no such directory, and no embedded "
+                    f"dataset of that name in {EMBEDDED_DATASETS})")
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+@app.command()
+def run(
+    replay: Annotated[str, typer.Option(
+        "--replay", help="Recorded dataset directory (interchange format) or embedded name.")],
+    speed: Annotated[float, typer.Option(
+        help="Replay speed: 0 = as fast as possible, 60 = one minute per second.", min=0)] = 0.0,
+    cadence: Annotated[float | None, typer.Option(
+        help="Seconds between decisions in a window (default DECISION_CADENCE_S).",
+        min=1)] = None,
+    journal: Annotated[Path | None, typer.Option(help="SQLite journal (default JOURNAL_PATH).")]
+    = None,
+    decision_log: Annotated[Path | None, typer.Option(
+        help="JSONL decision log (default AI_DECISION_LOG_PATH).")] = None,
+    view: Annotated[bool, typer.Option(help="Live terminal view of each decision.")] = True,
+) -> None:
+    """Run the autonomous loop over a recorded session in paper mode."""
+    from agent.runner import ReplayRunner
+    from agent.view import ReplayView, summary_table
+    from feeds.recorded import load_dataset
+    from feeds.replay import ReplayFeed
+    from tools.decision_log import DecisionLog
+    from tools.journal import Journal
+
+    settings = _settings()
+    # Validate everything before the journal or log is opened: bad input writes nothing.
+    dataset = load_dataset(resolve_dataset(replay))
+    feed = ReplayFeed(dataset)
+    if not feed.markets:
+        raise UserError(f"dataset {dataset.name}: no replayable window "
+                        f"(skipped: {feed.skipped or 'none'})")
+    if not dataset.has_book:
+        raise UserError(f"dataset {dataset.name} has no book.csv: nothing to trade against "
+                        "(use `updown eval` for forecast-only scoring)")
+    cadence_s = cadence or settings.decision_cadence_s
+    journal_path = journal or settings.journal_path
+    log_path = decision_log or settings.ai_decision_log_path
+
+    live_view = ReplayView(len(feed.markets)) if view and out.is_terminal else None
+    with Journal(journal_path) as jr, DecisionLog(log_path) as dlog:
+        runner = ReplayRunner(feed, settings, journal=jr, decision_log=dlog, cadence_s=cadence_s,
+                              speed=speed, observer=live_view.update if live_view else None)
+        mode = "LLM " + settings.openai_model if runner.use_llm else "deterministic policy"
+        out.print(f"[bold]updown[/] replay of [cyan]{dataset.name}[/]: {len(feed.markets)} "
+                  f"windows, decision every {cadence_s:.0f}s, paper mode, trader: {mode}")
+        out.print("[dim]price to beat derived from the recorded price path (unverified): the "
+                  "verified-reference rule is relaxed for this paper replay only[/]")
+        if live_view is not None:
+            with Live(live_view.render(), console=out, refresh_per_second=8) as live:
+                live_view.attach(live)
+                report = runner.run()
+        else:
+            report = runner.run()
+    out.print(summary_table(report))
+    out.print(f"journal: {journal_path}  (run {report.run_id})   decision log: {log_path}")
+
+
+@app.command()
+def bench(
+    dataset: Annotated[str, typer.Option(help="Dataset to draw snapshots from.")]
+    = "pm15m_20251226_coinbase1m",
+    decisions: Annotated[int, typer.Option(help="Decisions to time.", min=10)] = 2000,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write figures as JSON.")]
+    = None,
+) -> None:
+    """Decision latency of the whole graph on the deterministic path (p50/p99)."""
+    from agent.bench import run_decision_bench
+
+    result = run_decision_bench(resolve_dataset(dataset), decisions)
+    table = Table(title="graph decision latency (deterministic path)")
+    for col in ("decisions", "p50 ms", "p90 ms", "p99 ms", "max ms", "decisions/s"):
+        table.add_column(col, justify="right")
+    table.add_row(str(result["decisions"]), f"{result['p50_ms']:.3f}", f"{result['p90_ms']:.3f}",
+                  f"{result['p99_ms']:.3f}", f"{result['max_ms']:.3f}",
+                  f"{result['decisions_per_s']:.0f}")
+    out.print(table)
+    if json_out is not None:
+        import json
+
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+@app.command()
+def config() -> None:
+    """Validate the configuration and show it (secrets masked)."""
+    settings = _settings()
+    table = Table(title="updown settings")
+    table.add_column("variable")
+    table.add_column("value")
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        shown = "(set)" if value is not None and "SecretStr" in type(value).__name__ else value
+        table.add_row(name.upper(), "" if shown is None else str(shown))
+    out.print(table)
+
+
+def main() -> None:
+    """Console entry point: user errors become one line and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except (ConfigError, DatasetError, UserError) as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Clocks.  ``SystemClock`` is the only place in the project that reads the wall clock."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """UTC epoch seconds."""
+        ...
+
+
+class SystemClock:
+    """The live runner's clock."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+class ReplayClock:
+    """A clock the replay moves forward; it never goes back."""
+
+    def __init__(self, start: float) -> None:
+        self._t = start
+
+    def now(self) -> float:
+        return self._t
+
+    def advance_to(self, t: float) -> None:
+        if t < self._t:
+            raise ValueError(f"replay clock cannot go back from {self._t} to {t}")
+        self._t = t

@@ -1,0 +1,49 @@
+"""The one trading graph: Studio, the autonomous runner and the evals all run this.
+
+START -> technical_analyst | fair_value | sentiment_analyst (parallel)
+      -> risk_manager -> trader -> guard -> execute (only if approved) -> END
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import RetryPolicy
+
+from graphs import nodes
+from graphs.context import Context
+from graphs.state import AgentInput, AgentState
+
+ANALYSTS = ("technical_analyst", "fair_value", "sentiment_analyst")
+# A decision that loops is a bug: end it long before it could run up a model bill.
+RECURSION_LIMIT = 25
+
+
+def build_graph() -> StateGraph[Any, Any, Any, Any]:
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(
+        AgentState, context_schema=Context, input_schema=AgentInput, output_schema=AgentState
+    )
+    # Analysts and the decision nodes are idempotent reads: a transient failure may retry once.
+    builder.set_node_defaults(retry_policy=RetryPolicy(max_attempts=2, initial_interval=0.05))
+    builder.add_node("technical_analyst", nodes.technical_analyst)
+    builder.add_node("fair_value", nodes.fair_value)
+    builder.add_node("sentiment_analyst", nodes.sentiment_analyst)
+    builder.add_node("risk_manager", nodes.risk_manager)
+    builder.add_node("trader", nodes.trader)
+    builder.add_node("guard", nodes.guard, retry_policy=RetryPolicy(max_attempts=1))
+    # Orders are never retried: an explicit single attempt (None would inherit the default).
+    builder.add_node("execute", nodes.execute, retry_policy=RetryPolicy(max_attempts=1))
+    for analyst in ANALYSTS:
+        builder.add_edge(START, analyst)
+    builder.add_edge(list(ANALYSTS), "risk_manager")
+    builder.add_edge("risk_manager", "trader")
+    builder.add_edge("trader", "guard")
+    builder.add_conditional_edges("guard", nodes.route_after_guard, {"execute": "execute",
+                                                                    END: END})
+    builder.add_edge("execute", END)
+    return builder
+
+
+# For langgraph.json: the dev/API server injects its own checkpointer.
+graph = build_graph().compile(name="updown")

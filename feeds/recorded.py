@@ -34,6 +34,8 @@ Nothing here interprets the data (no derived price_to_beat or outcome): that is 
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +61,7 @@ _BOOK_PRICES = ("up_bid", "up_ask", "down_bid", "down_ask")
 _BOOK_SIZES = ("up_bid_size", "up_ask_size", "down_bid_size", "down_ask_size")
 _BOOK_REQUIRED = ("market_id", "ts", *_BOOK_PRICES)
 _TEXT_COLUMNS = frozenset({"market_id", "asset", "outcome", "source"})
+_FIELD_COUNT_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
 class DatasetError(Exception):
@@ -152,7 +155,7 @@ class RecordedDataset:
 # --- reading ------------------------------------------------------------------------------
 
 
-def _find_file(directory: Path, stem: str, *, required: bool) -> Path | None:
+def _find_file(directory: Path, stem: str) -> Path | None:
     plain = directory / f"{stem}.csv"
     gz = directory / f"{stem}.csv.gz"
     if plain.is_file() and gz.is_file():
@@ -160,11 +163,16 @@ def _find_file(directory: Path, stem: str, *, required: bool) -> Path | None:
         raise DatasetError(f"{directory}: both {plain.name} and {gz.name} exist; keep one")
     if plain.is_file():
         return plain
-    if gz.is_file():
-        return gz
-    if required:
-        raise DatasetError(f"{directory}: {stem}.csv missing (expected {plain.name} or {gz.name})")
-    return None
+    return gz if gz.is_file() else None
+
+
+def _require_file(directory: Path, stem: str) -> Path:
+    found = _find_file(directory, stem)
+    if found is None:
+        raise DatasetError(
+            f"{directory}: {stem}.csv missing (expected {stem}.csv or {stem}.csv.gz)"
+        )
+    return found
 
 
 class _Table:
@@ -184,14 +192,29 @@ class _Table:
         # Text columns stay text even when every value looks numeric (e.g. ids "1", "2").
         dtypes = {raw: str for norm, raw in raw_by_norm.items() if norm in _TEXT_COLUMNS}
         try:
-            df = pd.read_csv(
-                path,
-                dtype=dtypes,  # type: ignore[arg-type]
-                keep_default_na=False,
-                na_values=[""],
-                skip_blank_lines=False,
-            )
+            with warnings.catch_warnings():
+                # pandas only warns (and drops data) when the first data row is longer than
+                # the header; that is a malformed file, not something to read around.
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                df = pd.read_csv(
+                    path,
+                    dtype=dtypes,
+                    # Otherwise a first row with one field too many silently becomes the index
+                    # and shifts every column.
+                    index_col=False,
+                    keep_default_na=False,
+                    na_values=[""],
+                    skip_blank_lines=False,
+                )
+        except pd.errors.ParserWarning:
+            raise DatasetError(f"{self.name} row 2: more fields than the header") from None
         except Exception as exc:
+            found = _FIELD_COUNT_ERROR.search(str(exc))
+            if found:
+                want, line, saw = found.groups()
+                raise DatasetError(
+                    f"{self.name} row {line}: {saw} fields where the header has {want}"
+                ) from None
             raise DatasetError(f"{self.name}: cannot read: {_one_line(exc)}") from None
         df = df[[raw_by_norm[n] for n in raw_by_norm]]
         df.columns = pd.Index(list(raw_by_norm))
@@ -241,11 +264,11 @@ class _Table:
                 if not text:
                     empty[i] = True
                     continue
-                try:
-                    values[i] = float(text)
-                except ValueError:
+                number = _parse_float(text)
+                if number is None:
                     self.fail(i, f"{col} {text!r} is not a number")
-                if not math.isfinite(values[i]):
+                values[i] = number
+                if not math.isfinite(number):
                     self.fail(i, f"{col} {text!r} is not finite")
         bad = np.flatnonzero(~empty & ~np.isfinite(values))
         if len(bad):
@@ -260,12 +283,19 @@ class _Table:
         """The column as stripped strings ('' for empty; an error when ``required``)."""
         if col not in self.df.columns:
             return np.full(len(self.df), "", dtype=object)
-        out = self.df[col].fillna("").astype(str).str.strip().to_numpy(dtype=object)
+        out = self.df[col].fillna("").astype(str).str.strip().to_numpy(dtype=object, copy=True)
         if required:
             missing = np.flatnonzero(out == "")
             if len(missing):
                 self.fail(int(missing[0]), f"{col} is empty")
         return out
+
+
+def _parse_float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -368,12 +398,10 @@ def _load_prices(path: Path, market_assets: list[str]) -> dict[str, PriceSeries]
     price = t.numbers("price", required=True)
     if (i := _first(price <= 0)) is not None:
         t.fail(i, f"price {_num(price[i])} must be > 0")
-    volume: FloatArray | None = t.numbers("volume", required=False)
-    assert volume is not None
-    if (i := _first(volume < 0)) is not None:
-        t.fail(i, f"volume {_num(volume[i])} is negative")
-    if np.isnan(volume).all():
-        volume = None
+    raw_volume = t.numbers("volume", required=False)
+    if (i := _first(raw_volume < 0)) is not None:
+        t.fail(i, f"volume {_num(raw_volume[i])} is negative")
+    volume = None if np.isnan(raw_volume).all() else raw_volume
     source = t.texts("source", required=False) if t.has("source") else None
 
     assets = t.texts("asset", required=False)
@@ -464,11 +492,9 @@ def load_dataset(path: str | Path) -> RecordedDataset:
     directory = Path(path)
     if not directory.is_dir():
         raise DatasetError(f"dataset directory {str(directory)!r} does not exist")
-    markets_path = _find_file(directory, "markets", required=True)
-    prices_path = _find_file(directory, "prices", required=True)
-    book_path = _find_file(directory, "book", required=False)
-    assert markets_path is not None
-    assert prices_path is not None
+    markets_path = _require_file(directory, "markets")
+    prices_path = _require_file(directory, "prices")
+    book_path = _find_file(directory, "book")
 
     markets = _load_markets(markets_path)
     market_assets = sorted({m.asset for m in markets})

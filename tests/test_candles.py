@@ -73,9 +73,7 @@ def test_other_interval_and_empty_input() -> None:
         (_arr(1.0), _arr(1.0), 0.0, "interval_s"),
     ],
 )
-def test_bad_input_is_rejected(
-    ts: np.ndarray, px: np.ndarray, interval: float, match: str
-) -> None:
+def test_bad_input_is_rejected(ts: np.ndarray, px: np.ndarray, interval: float, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         build_candles(ts, px, None, interval)
 

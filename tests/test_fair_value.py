@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import timeit
 
 import numpy as np
 import pytest
@@ -323,15 +322,3 @@ def test_estimate_is_always_finite(
     assert 0.0 <= est.fair_up <= 1.0
     assert est.sigma_per_sqrt_s >= fv.DEFAULT_SIGMA_FLOOR_PER_SQRT_S
 
-
-def test_fast_enough_for_every_decision() -> None:
-    rng = np.random.default_rng(3)
-    close = 100_000.0 * np.exp(np.cumsum(rng.normal(0.0, 5e-4, 120)))
-    snap = _snapshot(
-        price=100_050.0,
-        candles=_candles(close),
-        up=BookTop(bid=0.5, ask=0.52),
-        down=BookTop(bid=0.47, ask=0.49),
-    )
-    per_call = min(timeit.repeat(lambda: estimate_fair_value(snap), number=200, repeat=3)) / 200
-    assert per_call < 2e-3

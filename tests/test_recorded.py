@@ -313,7 +313,15 @@ def test_unsorted_per_asset_names_asset(tmp_path: Path) -> None:
     # Interleaved assets are fine; only ETH goes backwards (row 5).
     prices = "ts,asset,price\n900,BTC,1\n960,ETH,2\n960,BTC,3\n950,ETH,4\n"
     d = write_synthetic(tmp_path, markets=markets, prices=prices, book=None)
-    assert load_error(d) == "prices.csv row 5: ts 950.0 is not after the previous ETH row (unsorted)"
+    assert load_error(d) == (
+        "prices.csv row 5: ts 950.0 is not after the previous ETH row (unsorted)"
+    )
+
+
+def test_empty_asset_cell_defaults_to_the_single_asset(tmp_path: Path) -> None:
+    prices = "ts,asset,price\n900,,1\n960,BTC,2\n"
+    ds = load_dataset(write_synthetic(tmp_path, prices=prices, book=None))
+    assert ds.prices["BTC"].price.tolist() == [1.0, 2.0]
 
 
 def test_prices_without_asset_need_a_single_asset(tmp_path: Path) -> None:
@@ -331,7 +339,8 @@ MARKETS_HEAD = "market_id,asset,start_ts,end_ts,price_to_beat,outcome,fee_rate\n
     ("markets", "expected"),
     [
         (
-            MARKETS_HEAD + "syn-a,BTC,1000,1900,,,\nsyn-b,BTC,1900,2800,,,\nsyn-a,BTC,2800,3700,,,\n",
+            MARKETS_HEAD
+            + "syn-a,BTC,1000,1900,,,\nsyn-b,BTC,1900,2800,,,\nsyn-a,BTC,2800,3700,,,\n",
             "markets.csv row 4: duplicate market_id 'syn-a' (first on row 2)",
         ),
         (
@@ -412,6 +421,17 @@ def test_bad_book_gzip(tmp_path: Path) -> None:
     book = BOOK_HEAD + "syn-a,1001,0.4,0.5,0.5,0.6,1\n" * 3 + "btc-x,1002,0.4,0.5,0.5,0.6,1\n"
     d = write_synthetic(tmp_path, book=book, gz=("book",))
     assert load_error(d) == "book.csv.gz row 5: unknown market_id 'btc-x' (not in markets.csv)"
+
+
+@pytest.mark.parametrize(
+    ("prices", "expected"),
+    [
+        ("ts,price\n900,1,7\n960,2\n", "prices.csv row 2: more fields than the header"),
+        ("ts,price\n900,1\n960,2\n1020,3,7\n", "prices.csv row 4: 3 fields where the header has 2"),
+    ],
+)
+def test_rows_longer_than_header(tmp_path: Path, prices: str, expected: str) -> None:
+    assert load_error(write_synthetic(tmp_path, prices=prices)) == expected
 
 
 def test_unreadable_and_empty_files(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from agent.guard import GuardLimits
 from agent.records import ExecutionReport, Side
-from feeds.recorded import load_dataset
+from feeds.recorded import EMBEDDED_DATASET_DIR, load_dataset
 from feeds.replay import ReplayFeed
 from feeds.snapshot import MarketSnapshot
 from graphs.context import Context
@@ -17,7 +17,7 @@ from graphs.graph import ANALYSTS, build_graph, graph
 from tools.journal import Journal
 from tools.paper_broker import PaperBroker
 
-EMBEDDED = Path(__file__).resolve().parent.parent / "data" / "recorded" / "pm15m_20251226_coinbase1m"
+EMBEDDED = EMBEDDED_DATASET_DIR
 NODES = {"technical_analyst", "fair_value", "sentiment_analyst", "risk_manager", "trader",
          "guard", "execute"}
 # Replays relax only the verified-reference rule (recorded prices to beat are derived).

@@ -141,11 +141,11 @@ def render(name: Literal["trader", "risk_manager"], fields: dict[str, str]) -> s
     return PROMPTS[name].format(**fields)
 
 
-def call_structured(model: Any, schema: type[T], prompt: str) -> LLMCall:
+async def call_structured(model: Any, schema: type[T], prompt: str) -> LLMCall:
     """Ask for ``schema``; abstain (value None) on any failure, with the reason as the note."""
     try:
         runnable = model.with_structured_output(schema, method="json_schema", include_raw=True)
-        out = runnable.invoke(prompt)
+        out = await runnable.ainvoke(prompt)
     except Exception as exc:  # timeout, HTTP error, bad response: abstain, never retry here
         return LLMCall(None, f"llm call failed: {type(exc).__name__}")
     raw = out.get("raw")

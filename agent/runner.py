@@ -7,6 +7,7 @@ The replay clock is the only time the graph sees, so nothing after a decision ti
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -101,6 +102,9 @@ class ReplayRunner:
         self.graph = build_graph().compile(name="updown")
 
     def run(self) -> ReplayReport:
+        return asyncio.run(self.arun())
+
+    async def arun(self) -> ReplayReport:
         markets = self.feed.markets
         first = markets[0].start_ts if markets else 0.0
         clock = ReplayClock(first)
@@ -119,7 +123,7 @@ class ReplayRunner:
             for t in self.feed.decision_times(market, self.cadence_s):
                 self._pace(clock.now(), t)
                 clock.advance_to(t)
-                state = self._decide(market, t, ctx)
+                state = await self._decide(market, t, ctx)
                 decisions += 1
                 decided_by[state["trader"].decided_by] += 1
                 llm_calls += sum(1 for rec in (state["risk"], state["trader"])
@@ -149,10 +153,10 @@ class ReplayRunner:
             unsettled=self.journal.unsettled_markets(account=account),
         )
 
-    def _decide(self, market: RecordedMarket, t: float, ctx: Context) -> AgentState:
+    async def _decide(self, market: RecordedMarket, t: float, ctx: Context) -> AgentState:
         snapshot = self.feed.snapshot_at(market, t)
         decision_id = f"{market.market_id}@{t:.0f}"
-        out = self.graph.invoke(
+        out = await self.graph.ainvoke(
             {"snapshot": snapshot, "decision_id": decision_id}, context=ctx,
             config={"recursion_limit": RECURSION_LIMIT},
         )

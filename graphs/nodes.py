@@ -5,6 +5,7 @@ All real work lives in ``tools/`` and ``agent/``; nodes only wire context into i
 
 from __future__ import annotations
 
+import asyncio
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -75,11 +76,11 @@ def _model_name(model: Any) -> str:
 
 # --- analysts (parallel) ---------------------------------------------------------------
 
-def technical_analyst(state: AgentState) -> dict[str, Any]:
+async def technical_analyst(state: AgentState) -> dict[str, Any]:
     return {"technical": analyse_candles(snapshot_of(state).candles)}
 
 
-def fair_value(state: AgentState) -> dict[str, Any]:
+async def fair_value(state: AgentState) -> dict[str, Any]:
     return {"fair_value": estimate_fair_value(snapshot_of(state))}
 
 
@@ -91,21 +92,24 @@ def _embedded_sentiment() -> Any:
     return RecordedSentiment(TextCorpus.load(EMBEDDED_TEXTS), settings.sentiment_lookback_s)
 
 
-def sentiment_analyst(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def sentiment_analyst(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     snap = snapshot_of(state)
-    provider = runtime.context.sentiment if runtime.context else None
+    provider: Any = runtime.context.sentiment if runtime.context else None
     if provider is None:
         settings = _settings()
         if not settings.sentiment_enabled or "recorded" not in settings.sentiment_sources:
             return {"sentiment": AggregatedSentiment(sources=(SentimentScore(
                 source="recorded", skipped_reason="sentiment disabled by settings"),))}
-        provider = _embedded_sentiment()
+        # The first use reads the corpus and lexicon from disk: off the event loop.
+        loaded = _embedded_sentiment.cache_info().currsize > 0
+        provider = _embedded_sentiment() if loaded else await asyncio.to_thread(
+            _embedded_sentiment)
     return {"sentiment": provider.score(snap.as_of)}
 
 
 # --- decision ----------------------------------------------------------------------------
 
-def risk_manager(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def risk_manager(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context or Context()
     snap = snapshot_of(state)
     fair = state.get("fair_value")
@@ -116,9 +120,9 @@ def risk_manager(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]
     # The model is consulted only when a trade could pass (an edge exists): cost control.
     if not _use_llm(ctx) or fair is None or fair.best_side() is None:
         return {"risk": assessed}
-    model = ctx.risk_model or _default_model()
+    model = ctx.risk_model or await asyncio.to_thread(_default_model)
     fields = llm.prompt_fields(snap, state["technical"], fair, state["sentiment"], assessed)
-    call = llm.call_structured(model, llm.RiskReview, llm.render("risk_manager", fields))
+    call = await llm.call_structured(model, llm.RiskReview, llm.render("risk_manager", fields))
     if not isinstance(call.value, llm.RiskReview):
         return {"risk": assessed.model_copy(update={
             "factors": (*assessed.factors, call.note or "risk model abstained"),
@@ -157,7 +161,7 @@ def _proposal(analysis: AIAnalysis, snap: MarketSnapshot, state: AgentState,
     )
 
 
-def trader(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def trader(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context or Context()
     snap = snapshot_of(state)
     fair = state.get("fair_value")
@@ -171,9 +175,9 @@ def trader(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         return {"trader": TraderDecision(
             analysis=deterministic, decided_by=policy.POLICY,
             note="no edge after fees on either side: model not consulted")}
-    model = ctx.trader_model or _default_model()
+    model = ctx.trader_model or await asyncio.to_thread(_default_model)
     fields = llm.prompt_fields(snap, state["technical"], fair, state["sentiment"], state["risk"])
-    call = llm.call_structured(model, AIAnalysis, llm.render("trader", fields))
+    call = await llm.call_structured(model, AIAnalysis, llm.render("trader", fields))
     name = f"llm:{_model_name(model)}"
     if not isinstance(call.value, AIAnalysis):
         hold = AIAnalysis(decision="hold", confidence=0, risk_level=state["risk"].risk_level,
@@ -208,14 +212,22 @@ def _ledger(ctx: Context, now: float) -> LedgerView:
     return view
 
 
-def guard(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+def _guard_inputs(ctx: Context, now: float) -> tuple[LedgerView, bool]:
+    """The guard's I/O (journal read, STOP file): run off the event loop."""
+    return _ledger(ctx, now), _stop_file(ctx).exists()
+
+
+async def guard(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context or Context()
     snap = snapshot_of(state)
+    proposal = state["trader"].proposal
     now = _now(ctx, snap)
-    verdict = guard_rules.evaluate(
-        state["trader"].proposal, snap, state.get("fair_value"), _limits(ctx),
-        _ledger(ctx, now), now, kill_switch_engaged=_stop_file(ctx).exists(),
-    )
+    if proposal is None:  # hold: nothing to guard, no I/O needed
+        ledger, kill = LedgerView(), False
+    else:
+        ledger, kill = await asyncio.to_thread(_guard_inputs, ctx, now)
+    verdict = guard_rules.evaluate(proposal, snap, state.get("fair_value"), _limits(ctx),
+                                   ledger, now, kill_switch_engaged=kill)
     return {"verdict": verdict}
 
 
@@ -223,9 +235,14 @@ def route_after_guard(state: AgentState) -> str:
     return "execute" if state["verdict"].approved else "__end__"
 
 
-def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Send the approved order once.  Journal first; an exception means "unknown", not retry."""
+async def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Send the approved order once (journal, broker and STOP file are blocking I/O)."""
     ctx = runtime.context or Context()
+    return await asyncio.to_thread(_execute, state, ctx)
+
+
+def _execute(state: AgentState, ctx: Context) -> dict[str, Any]:
+    """Journal the intent, check the kill switch, send once; an exception means "unknown"."""
     snap = snapshot_of(state)
     verdict = state["verdict"]
     side, worst_price = verdict.side, verdict.worst_price

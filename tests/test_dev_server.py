@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +23,12 @@ from graphs.context import Context
 from graphs.graph import build_graph
 
 ROOT = Path(__file__).resolve().parent.parent
+
+def invoke(compiled: Any, payload: Any, **kw: Any) -> Any:
+    """Run the async graph to completion from synchronous test code."""
+    return asyncio.run(compiled.ainvoke(payload, **kw))
+
+
 EMBEDDED = ROOT / "data" / "recorded" / "pm15m_20251226_coinbase1m"
 
 pytestmark = pytest.mark.server
@@ -85,7 +93,7 @@ def _snapshot_with_a_proposal(feed: ReplayFeed) -> MarketSnapshot:
     for market in feed.markets:
         for t in feed.decision_times(market, 30.0):
             snap = feed.snapshot_at(market, t)
-            if graph.invoke({"snapshot": snap}, context=ctx)["trader"].proposal is not None:
+            if invoke(graph, {"snapshot": snap}, context=ctx)["trader"].proposal is not None:
                 return snap
     raise AssertionError("no decision point in the embedded dataset proposes a trade")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,12 @@ from graphs.context import Context
 from graphs.graph import ANALYSTS, build_graph, graph
 from tools.journal import Journal
 from tools.paper_broker import PaperBroker
+
+
+def invoke(compiled: Any, payload: Any, **kw: Any) -> Any:
+    """Run the async graph to completion from synchronous test code."""
+    return asyncio.run(compiled.ainvoke(payload, **kw))
+
 
 EMBEDDED = EMBEDDED_DATASET_DIR
 NODES = {"technical_analyst", "fair_value", "sentiment_analyst", "risk_manager", "trader",
@@ -37,7 +44,7 @@ def tradable(feed: ReplayFeed) -> MarketSnapshot:
     for market in feed.markets:
         for t in feed.decision_times(market, 30.0):
             snap = feed.snapshot_at(market, t)
-            if compiled.invoke({"snapshot": snap}, context=ctx)["verdict"].approved:
+            if invoke(compiled, {"snapshot": snap}, context=ctx)["verdict"].approved:
                 return snap
     raise AssertionError("no approvable decision point in the embedded dataset")
 
@@ -96,7 +103,7 @@ def test_approved_decision_fills_on_paper_and_is_journaled(tradable: MarketSnaps
                                                            tmp_path: Path) -> None:
     jr, run_id = _journal(tmp_path)
     broker = CountingBroker()
-    out: Any = graph.invoke({"snapshot": tradable}, context=Context(
+    out: Any = invoke(graph, {"snapshot": tradable}, context=Context(
         use_llm=False, limits=REPLAY_LIMITS, journal=jr, run_id=run_id, broker=broker,
         account="acct", stop_file=str(tmp_path / "STOP")))
     execution = out["execution"]
@@ -122,8 +129,8 @@ def test_second_decision_in_the_same_window_is_refused(tradable: MarketSnapshot,
     broker = CountingBroker()
     ctx = Context(use_llm=False, limits=REPLAY_LIMITS, journal=jr, run_id=run_id,
                   broker=broker, account="acct", stop_file=str(tmp_path / "STOP"))
-    graph.invoke({"snapshot": tradable}, context=ctx)
-    again: Any = graph.invoke({"snapshot": tradable, "decision_id": "second"}, context=ctx)
+    invoke(graph, {"snapshot": tradable}, context=ctx)
+    again: Any = invoke(graph, {"snapshot": tradable, "decision_id": "second"}, context=ctx)
     assert broker.calls == 1
     assert not again["verdict"].approved
     assert "window" in {h.rule for h in again["verdict"].rules_fired}
@@ -133,7 +140,7 @@ def test_broker_error_is_unknown_outcome_and_never_retried(tradable: MarketSnaps
                                                           tmp_path: Path) -> None:
     jr, run_id = _journal(tmp_path)
     broker = CountingBroker(fail=True)
-    out: Any = graph.invoke({"snapshot": tradable}, context=Context(
+    out: Any = invoke(graph, {"snapshot": tradable}, context=Context(
         use_llm=False, limits=REPLAY_LIMITS, journal=jr, run_id=run_id, broker=broker,
         account="acct", stop_file=str(tmp_path / "STOP")))
     assert broker.calls == 1
@@ -148,7 +155,7 @@ def test_kill_switch_file_stops_the_order(tradable: MarketSnapshot, tmp_path: Pa
     stop = tmp_path / "STOP"
     stop.write_text("halt\n")
     broker = CountingBroker()
-    out: Any = graph.invoke({"snapshot": tradable}, context=Context(
+    out: Any = invoke(graph, {"snapshot": tradable}, context=Context(
         use_llm=False, limits=REPLAY_LIMITS, broker=broker, stop_file=str(stop)))
     assert broker.calls == 0
     assert "kill_switch" in {h.rule for h in out["verdict"].rules_fired}
@@ -158,7 +165,7 @@ def test_kill_switch_file_stops_the_order(tradable: MarketSnapshot, tmp_path: Pa
 def test_default_limits_refuse_an_unverified_price_to_beat(tradable: MarketSnapshot,
                                                             tmp_path: Path) -> None:
     broker = CountingBroker()
-    out: Any = graph.invoke({"snapshot": tradable}, context=Context(
+    out: Any = invoke(graph, {"snapshot": tradable}, context=Context(
         use_llm=False, limits=GuardLimits(), broker=broker, stop_file=str(tmp_path / "S")))
     assert broker.calls == 0
     assert "reference" in {h.rule for h in out["verdict"].rules_fired}
@@ -167,7 +174,7 @@ def test_default_limits_refuse_an_unverified_price_to_beat(tradable: MarketSnaps
 def test_no_look_ahead_in_any_record(feed: ReplayFeed) -> None:
     market = feed.markets[0]
     t = market.start_ts + 120.0
-    out: Any = graph.invoke({"snapshot": feed.snapshot_at(market, t)},
+    out: Any = invoke(graph, {"snapshot": feed.snapshot_at(market, t)},
                             context=Context(use_llm=False))
     snap = out["snapshot"]
     assert snap.price_ts <= t

@@ -141,13 +141,27 @@ def render(name: Literal["trader", "risk_manager"], fields: dict[str, str]) -> s
     return PROMPTS[name].format(**fields)
 
 
+def _failure_note(exc: BaseException) -> str:
+    """Name the failure class without echoing the response (it is untrusted)."""
+    import openai
+    from langchain_core.exceptions import OutputParserException
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError | OutputParserException | ValueError):
+        # The client parses the JSON itself: bad or out-of-range output surfaces here.
+        return f"llm output invalid: {type(exc).__name__}"
+    if isinstance(exc, openai.APITimeoutError):
+        return "llm call timed out"
+    return f"llm call failed: {type(exc).__name__}"
+
+
 async def call_structured(model: Any, schema: type[T], prompt: str) -> LLMCall:
     """Ask for ``schema``; abstain (value None) on any failure, with the reason as the note."""
     try:
         runnable = model.with_structured_output(schema, method="json_schema", include_raw=True)
         out = await runnable.ainvoke(prompt)
     except Exception as exc:  # timeout, HTTP error, bad response: abstain, never retry here
-        return LLMCall(None, f"llm call failed: {type(exc).__name__}")
+        return LLMCall(None, _failure_note(exc))
     raw = out.get("raw")
     usage = getattr(raw, "usage_metadata", None) or {}
     pt, ct = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))

@@ -32,6 +32,33 @@ def synthetic_snapshot(**overrides: Any) -> MarketSnapshot:
     return MarketSnapshot(**base)
 
 
+@pytest.fixture(scope="session")
+def tradable_snapshot() -> MarketSnapshot:
+    """The first real recorded decision point the guard approves under replay limits."""
+    import asyncio
+
+    from agent.guard import GuardLimits
+    from feeds.recorded import EMBEDDED_DATASET_DIR, load_dataset
+    from feeds.replay import ReplayFeed
+    from graphs.context import Context
+    from graphs.graph import build_graph
+
+    feed = ReplayFeed(load_dataset(EMBEDDED_DATASET_DIR))
+    compiled = build_graph().compile()
+    ctx = Context(use_llm=False, limits=GuardLimits(require_verified_price_to_beat=False))
+
+    async def first() -> MarketSnapshot:
+        for market in feed.markets:
+            for t in feed.decision_times(market, 30.0):
+                snap = feed.snapshot_at(market, t)
+                out = await compiled.ainvoke({"snapshot": snap}, context=ctx)
+                if out["verdict"].approved:
+                    return snap
+        raise AssertionError("no approvable decision point in the embedded dataset")
+
+    return asyncio.run(first())
+
+
 @pytest.fixture
 def make_snapshot() -> Callable[..., MarketSnapshot]:
     return synthetic_snapshot

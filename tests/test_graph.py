@@ -14,7 +14,7 @@ from feeds.recorded import EMBEDDED_DATASET_DIR, load_dataset
 from feeds.replay import ReplayFeed
 from feeds.snapshot import MarketSnapshot
 from graphs.context import Context
-from graphs.graph import ANALYSTS, build_graph, graph
+from graphs.graph import ANALYSTS, graph
 from tools.journal import Journal
 from tools.paper_broker import PaperBroker
 
@@ -36,17 +36,9 @@ def feed() -> ReplayFeed:
     return ReplayFeed(load_dataset(EMBEDDED))
 
 
-@pytest.fixture(scope="module")
-def tradable(feed: ReplayFeed) -> MarketSnapshot:
-    """The first real decision point the guard approves under replay limits."""
-    compiled = build_graph().compile()
-    ctx = Context(use_llm=False, limits=REPLAY_LIMITS)
-    for market in feed.markets:
-        for t in feed.decision_times(market, 30.0):
-            snap = feed.snapshot_at(market, t)
-            if invoke(compiled, {"snapshot": snap}, context=ctx)["verdict"].approved:
-                return snap
-    raise AssertionError("no approvable decision point in the embedded dataset")
+@pytest.fixture
+def tradable(tradable_snapshot: MarketSnapshot) -> MarketSnapshot:
+    return tradable_snapshot
 
 
 def test_graph_has_exactly_the_named_nodes() -> None:

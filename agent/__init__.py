@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The agent: settings, records, guard, policy, LLM seam, runner and CLI."""

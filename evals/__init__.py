@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Offline evaluation suite over recorded markets (metrics and reports)."""

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Market data: the snapshot type, recorded datasets and their replay."""

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The trading graph: state, context, nodes and the compiled graph."""

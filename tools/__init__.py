@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Plain-Python tools the nodes call: indicators, fair value, fees, sentiment, brokers, journal."""

@@ -20,10 +20,7 @@ from tools import indicators as ind
 from tools.indicators import analyse_candles
 
 _RECORDED = "recorded/pm15m_20251226_coinbase1m/prices.csv.gz"
-_CANDIDATES = (
-    Path(__file__).resolve().parents[1] / "data" / _RECORDED,
-    Path("/work/shared/data") / _RECORDED,
-)
+_CANDIDATES = (Path(__file__).resolve().parents[1] / "data" / _RECORDED,)
 
 _FIELDS = (
     "rsi",

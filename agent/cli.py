@@ -121,6 +121,10 @@ def bench(
                   f"{result['p99_ms']:.3f}", f"{result['max_ms']:.3f}",
                   f"{result['decisions_per_s']:.0f}")
     out.print(table)
+    out.print(f"LangGraph floor (same topology, no-op nodes): p50 "
+              f"{result['langgraph_floor_p50_ms']:.3f} ms, p99 "
+              f"{result['langgraph_floor_p99_ms']:.3f} ms; snapshot build "
+              f"{result['snapshot_build_us']:.0f} us/decision")
     if json_out is not None:
         import json
 

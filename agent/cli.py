@@ -43,7 +43,11 @@ def resolve_dataset(name_or_dir: str) -> Path:
 
 
 def _settings() -> Settings:
-    return load_settings()
+    from agent.logs import configure
+
+    settings = load_settings()
+    configure(settings.log_level, settings.log_json)
+    return settings
 
 
 @app.command()

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from agent.clock import ReplayClock
 from agent.guard import GuardLimits
+from agent.logs import get_logger
 from agent.settings import Settings
 from feeds.recorded import RecordedMarket
 from feeds.replay import ReplayFeed
@@ -25,6 +26,8 @@ from graphs.graph import RECURSION_LIMIT, build_graph
 from graphs.state import AgentState
 from tools.decision_log import DecisionLog
 from tools.journal import Journal, RunSummary
+
+log = get_logger("updown.runner")
 
 
 def decision_record(state: AgentState) -> dict[str, Any]:
@@ -123,7 +126,7 @@ class ReplayRunner:
             for t in self.feed.decision_times(market, self.cadence_s):
                 self._pace(clock.now(), t)
                 clock.advance_to(t)
-                state = await self._decide(market, t, ctx)
+                state = await self._decide(market, t, ctx, run_id)
                 decisions += 1
                 decided_by[state["trader"].decided_by] += 1
                 llm_calls += sum(1 for rec in (state["risk"], state["trader"])
@@ -137,9 +140,17 @@ class ReplayRunner:
                     rules_fired=[h.rule for h in verdict.rules_fired if h.action == "reject"],
                     record=record)
                 self.decision_log.append(record)
+                execution = state.get("execution")
+                log.info("decision", decision_id=state["decision_id"],
+                         market_id=market.market_id, as_of=t,
+                         decided_by=state["trader"].decided_by,
+                         decision=state["trader"].analysis.decision,
+                         confidence=state["trader"].analysis.confidence,
+                         approved=verdict.approved,
+                         rules_fired=[h.rule for h in verdict.rules_fired],
+                         execution=execution.status if execution else None)
                 if self.observer is not None:
                     self.observer(DecisionEvent(index, len(markets), state))
-                execution = state.get("execution")
                 if execution is not None and execution.status == "filled":
                     break  # one entry per window: nothing more to decide here
             clock.advance_to(max(clock.now(), market.end_ts))
@@ -153,9 +164,11 @@ class ReplayRunner:
             unsettled=self.journal.unsettled_markets(account=account),
         )
 
-    async def _decide(self, market: RecordedMarket, t: float, ctx: Context) -> AgentState:
+    async def _decide(self, market: RecordedMarket, t: float, ctx: Context, run_id: str
+                      ) -> AgentState:
         snapshot = self.feed.snapshot_at(market, t)
-        decision_id = f"{market.market_id}@{t:.0f}"
+        # Unique across runs sharing a journal; readable as window@time.
+        decision_id = f"{market.market_id}@{t:.0f}/{run_id[:12]}"
         out = await self.graph.ainvoke(
             {"snapshot": snapshot, "decision_id": decision_id}, context=ctx,
             config={"recursion_limit": RECURSION_LIMIT},
@@ -164,10 +177,15 @@ class ReplayRunner:
 
     def _settle(self, market: RecordedMarket, account: str, now: float) -> None:
         outcome, verified = self.feed.settlement(market)
-        if outcome is not None:
-            self.journal.record_settlement(account=account, market_id=market.market_id,
-                                           outcome=outcome, outcome_verified=verified,
-                                           settled_ts=now)
+        if outcome is None:
+            log.warning("settlement_unknown", market_id=market.market_id)
+            return
+        settled = self.journal.record_settlement(account=account, market_id=market.market_id,
+                                                 outcome=outcome, outcome_verified=verified,
+                                                 settled_ts=now)
+        log.info("settlement", market_id=market.market_id, outcome=outcome,
+                 outcome_verified=verified, positions=len(settled),
+                 pnl_usd=round(sum(p.pnl_usd for p in settled), 6))
 
     def _pace(self, now: float, t: float) -> None:
         """At --speed X, wait (t - now) / X real seconds; speed 0 replays as fast as it can."""

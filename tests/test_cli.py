@@ -64,6 +64,14 @@ def test_replay_runs_and_journal_matches_decision_log(tmp_path: Path) -> None:
     assert all(count == 1 for _, count in entries)  # one entry per window
     assert settled == filled  # every window's outcome is recorded, so every fill settles
 
+    # A second replay into the same journal is a separate run and account: it appends.
+    again = updown("run", "--replay", str(EMBEDDED), "--cadence", "60", *opts, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    with sqlite3.connect(journal) as db:
+        assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
+        assert db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 2 * len(decisions)
+    assert len(read_all(log)) == 2 * len(records)
+
 
 def test_invalid_env_value_names_the_variable(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("MIN_CONFIDENCE_THRESHOLD=seventy\n")

@@ -150,6 +150,11 @@ def config() -> None:
     out.print(table)
 
 
+# Command groups owned by other packages register themselves here (one line each).
+# -- register: feeds --
+# -- register: evals --
+
+
 def main() -> None:
     """Console entry point: user errors become one line and exit code 2."""
     try:

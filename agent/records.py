@@ -150,6 +150,8 @@ class TraderDecision(_Record):
 
     analysis: AIAnalysis
     decided_by: str
+    # The agent's probability that the window resolves Up, after the trader: what evals score.
+    p_up: float | None = Field(default=None, ge=0.0, le=1.0)
     proposal: TradeProposal | None = None
     # Why the LLM was not asked, or why its answer was discarded (timeout, refusal ...).
     note: str | None = None

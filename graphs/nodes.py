@@ -167,13 +167,14 @@ async def trader(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]
     fair = state.get("fair_value")
     limits = _limits(ctx)
     deterministic = policy.decide(fair, state["technical"], state["sentiment"], state["risk"])
+    fair_up = fair.fair_up if fair is not None else None
     if not _use_llm(ctx):
         return {"trader": TraderDecision(
-            analysis=deterministic, decided_by=policy.POLICY,
+            analysis=deterministic, decided_by=policy.POLICY, p_up=fair_up,
             proposal=_proposal(deterministic, snap, state, limits))}
     if fair is None or fair.best_side() is None:
         return {"trader": TraderDecision(
-            analysis=deterministic, decided_by=policy.POLICY,
+            analysis=deterministic, decided_by=policy.POLICY, p_up=fair_up,
             note="no edge after fees on either side: model not consulted")}
     model = ctx.trader_model or await asyncio.to_thread(_default_model)
     fields = llm.prompt_fields(snap, state["technical"], fair, state["sentiment"], state["risk"])
@@ -183,10 +184,19 @@ async def trader(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]
         hold = AIAnalysis(decision="hold", confidence=0, risk_level=state["risk"].risk_level,
                           reasoning=f"Abstained: {call.note}.")
         return {"trader": TraderDecision(analysis=hold, decided_by=name, note=call.note,
-                                         llm_usage=_usage(call, model))}
+                                         p_up=fair_up, llm_usage=_usage(call, model))}
     return {"trader": TraderDecision(
-        analysis=call.value, decided_by=name,
+        analysis=call.value, decided_by=name, p_up=_llm_p_up(call.value, fair_up),
         proposal=_proposal(call.value, snap, state, limits), llm_usage=_usage(call, model))}
+
+
+def _llm_p_up(analysis: AIAnalysis, fair_up: float | None) -> float | None:
+    """The model states a side and its confidence in it; on hold it states no direction."""
+    if analysis.decision == "up":
+        return analysis.confidence / 100.0
+    if analysis.decision == "down":
+        return 1.0 - analysis.confidence / 100.0
+    return fair_up
 
 
 def _usage(call: llm.LLMCall, model: Any) -> LLMUsage:

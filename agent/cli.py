@@ -153,6 +153,7 @@ def config() -> None:
 # Command groups owned by other packages register themselves here (one line each).
 # -- register: feeds --
 # -- register: evals --
+# -- register: live --
 
 
 def main() -> None:

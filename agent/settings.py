@@ -6,6 +6,7 @@ Every endpoint is a setting with the venue's public default, so tests point them
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 SentimentSource = Literal["recorded", "tavily", "twitter", "reddit"]
+_SUBREDDIT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{1,20}")
 
 
 class ConfigError(Exception):
@@ -36,12 +38,24 @@ class Settings(BaseSettings):
     polymarket_funder: str | None = None
     live_confirm: str | None = None
 
+    # --- live execution (tools/clob_broker.py) ---
+    polymarket_chain_id: int = 137
+    # Market buys are FOK (all or nothing) unless FAK (fill what the book has) is chosen.
+    polymarket_order_type: Literal["FOK", "FAK"] = "FOK"
+    # Read timeout of the one POST of an order; after it the outcome is looked up, never resent.
+    polymarket_order_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # How long the broker keeps looking an unknown outcome up before leaving it to reconciliation.
+    polymarket_lookup_timeout_s: float = Field(default=10.0, gt=0, le=60)
+
     # --- endpoints ---
     polymarket_gamma_url: str = "https://gamma-api.polymarket.com"
     polymarket_clob_url: str = "https://clob.polymarket.com"
     polymarket_rtds_url: str = "wss://ws-live-data.polymarket.com"
     polymarket_clob_ws_url: str = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
     binance_ws_url: str = "wss://stream.binance.com:9443/ws/btcusdt@trade"
+    binance_rest_url: str = "https://api.binance.com"
+    # Undocumented endpoint that states a window's price to beat (openPrice); fallible.
+    polymarket_crypto_price_url: str = "https://polymarket.com/api/crypto/crypto-price"
 
     # --- models ---
     openai_api_key: SecretStr | None = None
@@ -61,7 +75,18 @@ class Settings(BaseSettings):
     reddit_client_id: SecretStr | None = None
     reddit_client_secret: SecretStr | None = None
     reddit_user_agent: str = "updown/0.1"
+    # Comma-separated in the environment: "Bitcoin,CryptoCurrency" (names without "r/").
+    reddit_subreddits: Annotated[tuple[str, ...], NoDecode] = ("Bitcoin", "CryptoCurrency")
     tavily_api_key: SecretStr | None = None
+    # Tavily deep research (one task per 15-minute window, read in the next one): costs credits.
+    tavily_research: bool = False
+    # Whole-fetch budget per live source and window (all sources are fetched in parallel).
+    sentiment_fetch_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # Live sentiment endpoints (tests point them at loopback).
+    tavily_api_url: str = "https://api.tavily.com"
+    twitter_api_url: str = "https://api.twitter.com"
+    reddit_oauth_url: str = "https://oauth.reddit.com"
+    reddit_url: str = "https://www.reddit.com"
 
     # --- trading limits (the guard's; no model output can change them) ---
     min_confidence_threshold: int = Field(default=70, ge=0, le=100)
@@ -98,6 +123,20 @@ class Settings(BaseSettings):
     def _split(cls, v: object) -> object:
         if isinstance(v, str):
             return tuple(p.strip().lower() for p in v.split(",") if p.strip())
+        return v
+
+    @field_validator("reddit_subreddits", mode="before")
+    @classmethod
+    def _subreddits(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = tuple(p.strip().removeprefix("r/") for p in v.split(",") if p.strip())
+        if isinstance(v, list | tuple):
+            if not v:
+                raise ValueError("at least one subreddit is needed")
+            for name in v:
+                # Reddit's own name rule; it also keeps the listing path free of injection.
+                if not isinstance(name, str) or not _SUBREDDIT_RE.fullmatch(name):
+                    raise ValueError(f"not a subreddit name: {name!r}")
         return v
 
     @property

@@ -85,11 +85,26 @@ async def fair_value(state: AgentState) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _embedded_sentiment() -> Any:
+def embedded_sentiment() -> Any:
+    """The embedded recorded corpus (real dated headlines/posts): what replays score."""
     from tools.sentiment import RecordedSentiment, TextCorpus
 
+    return RecordedSentiment(TextCorpus.load(EMBEDDED_TEXTS), _settings().sentiment_lookback_s)
+
+
+@lru_cache(maxsize=1)
+def _default_sentiment() -> Any:
+    """Studio and live: the live sources whose keys are set, with the recorded corpus beside
+    them when "recorded" is listed; with no live source configured, the recorded corpus."""
+    from tools.sentiment import TextCorpus
+    from tools.sentiment_live import LiveSentiment, build_sources
+
     settings = _settings()
-    return RecordedSentiment(TextCorpus.load(EMBEDDED_TEXTS), settings.sentiment_lookback_s)
+    built, skipped = build_sources(settings)
+    if not built:
+        return embedded_sentiment()
+    corpus = TextCorpus.load(EMBEDDED_TEXTS) if "recorded" in settings.sentiment_sources else None
+    return LiveSentiment(settings, sources=built, skipped=skipped, corpus=corpus)
 
 
 async def sentiment_analyst(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -97,13 +112,16 @@ async def sentiment_analyst(state: AgentState, runtime: Runtime[Context]) -> dic
     provider: Any = runtime.context.sentiment if runtime.context else None
     if provider is None:
         settings = _settings()
-        if not settings.sentiment_enabled or "recorded" not in settings.sentiment_sources:
+        if not settings.sentiment_enabled:
             return {"sentiment": AggregatedSentiment(sources=(SentimentScore(
                 source="recorded", skipped_reason="sentiment disabled by settings"),))}
-        # The first use reads the corpus and lexicon from disk: off the event loop.
-        loaded = _embedded_sentiment.cache_info().currsize > 0
-        provider = _embedded_sentiment() if loaded else await asyncio.to_thread(
-            _embedded_sentiment)
+        # The first use reads files (and may build HTTP clients): off the event loop.
+        loaded = _default_sentiment.cache_info().currsize > 0
+        provider = _default_sentiment() if loaded else await asyncio.to_thread(
+            _default_sentiment)
+    if getattr(provider, "blocking", False):
+        # Live sources fetch over the network once per window: never on the event loop.
+        return {"sentiment": await asyncio.to_thread(provider.score, snap.as_of)}
     return {"sentiment": provider.score(snap.as_of)}
 
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from agent.logs import MASK, configure, get_logger, redact
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    yield None
+    structlog.reset_defaults()
 
 
 def test_json_log_masks_secrets(capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,7 +16,8 @@ Two invariants matter more than the scoring itself:
     reads our output).  Nothing returned carries text: only numbers, counts, timestamps and the
     source *family* name, which must match ``[a-z][a-z0-9_]*`` or loading fails.
 
-Scoring, per family (``news``, ``reddit``; later ``tavily``, ``twitter``):
+Scoring, per family (recorded ``news``, ``reddit``; live ``tavily``, ``twitter``, ``reddit``
+from ``tools.sentiment_live``, which reuses ``score_items``):
   * each item's VADER compound score ``c`` in -1..1 on ``title + "\\n" + text``;
   * recency weight ``w = 0.5 ** (age / half_life)`` with ``half_life = lookback_s / 4``, so an
     item at the far edge of the lookback weighs 1/16 of a fresh one;

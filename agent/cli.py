@@ -154,6 +154,7 @@ def config() -> None:
 # -- register: feeds --
 # -- register: evals --
 # -- register: live --
+__import__("agent.live_cli", fromlist=["register"]).register(app)
 
 
 def main() -> None:

@@ -27,6 +27,11 @@ RULES = (
     "mode", "kill_switch", "confidence", "economics", "reference", "freshness", "timing",
     "window", "daily_orders", "daily_loss", "cooldown", "size", "worst_price",
 )
+# A manual order (``updown order``) is the operator's own forecast: the rules that judge the
+# agent's forecast may be waived for it, and only these.  Every money-safety rule (mode, kill
+# switch, freshness of the book, timing, window, daily orders and loss, cooldown, size, worst
+# price) always applies.
+MANUAL_WAIVABLE = frozenset({"confidence", "economics", "reference"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +97,15 @@ def evaluate(
     now: float,
     *,
     kill_switch_engaged: bool,
+    waived: frozenset[str] = frozenset(),
 ) -> Verdict:
-    """Check a proposal against every rule; approve it (possibly smaller) or reject it."""
+    """Check a proposal against every rule; approve it (possibly smaller) or reject it.
+
+    ``waived`` (manual orders only) drops rejections by rules in ``MANUAL_WAIVABLE``; asking
+    to waive any other rule is a programming error.
+    """
+    if not waived <= MANUAL_WAIVABLE:
+        raise ValueError(f"rules {sorted(waived - MANUAL_WAIVABLE)} can never be waived")
     if proposal is None:
         # The trader chose to hold: nothing to guard, nothing fires.
         return Verdict(approved=False)
@@ -205,6 +217,8 @@ def evaluate(
         if stake < min_usd:
             reject("size", f"stake {stake:.2f} below venue minimum {min_usd:.2f}")
 
+    if waived:
+        hits = [h for h in hits if not (h.action == "reject" and h.rule in waived)]
     approved = not any(h.action == "reject" for h in hits)
     return Verdict(
         approved=approved,

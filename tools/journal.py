@@ -27,6 +27,17 @@ Decisions made here:
   and a price below 1, and is not a reason to pause).
 * Time-windowed reads in ``ledger_view`` only count rows stamped at or before ``now`` so a
   replay that reuses a journal never sees the future.
+
+Schema version 2 adds what live trading needs (a version-1 file is migrated in place):
+
+* ``venue_orders``: the signed venue order of an intent (its EIP-712 order hash, token, amounts),
+  written BEFORE the order is posted.  One per intent (primary key), one per hash: an intent is
+  signed once.  An intent without a signed order was never posted, so reconciliation can close
+  it without asking the venue; one with a signed order is looked up by its hash.
+* ``reconciliations``: what each startup reconciliation found for an order (audit trail).
+* ``daily_loss_resets``: the explicit, manual resets of the daily loss limit.  Realised P&L
+  "today" counts only settlements after the day's start and after the latest reset; nothing
+  but the ``reset-daily-loss`` command writes here.
 """
 
 from __future__ import annotations
@@ -46,7 +57,7 @@ from typing import Literal
 from agent.clock import SystemClock
 from agent.records import ExecutionReport, LedgerView, Side
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Config keys that look like credentials.  The caller promises to pass none; this is a second
 # line of defence so a secret never reaches a file that is copied around for analysis.
@@ -123,8 +134,44 @@ CREATE TABLE settlements (
 CREATE INDEX settlements_account_ts ON settlements(account, settled_ts);
 """
 
+_SCHEMA_V2 = """
+CREATE TABLE venue_orders (
+    order_id        TEXT PRIMARY KEY REFERENCES order_intents(order_id),
+    venue           TEXT NOT NULL,
+    order_hash      TEXT NOT NULL UNIQUE,
+    token_id        TEXT NOT NULL,
+    order_type      TEXT NOT NULL CHECK (order_type IN ('FOK', 'FAK')),
+    -- Decimal strings: exactly what was signed (dollars, worst price, base units).
+    amount_usd      TEXT NOT NULL,
+    worst_price     TEXT NOT NULL,
+    maker_amount    TEXT NOT NULL,
+    taker_amount    TEXT NOT NULL,
+    signed_ts       REAL NOT NULL,
+    -- Last venue status seen and the venue's trade ids of the fill (JSON list).
+    venue_status    TEXT,
+    trade_ids_json  TEXT NOT NULL DEFAULT '[]',
+    updated_ts      REAL
+);
+CREATE TABLE reconciliations (
+    reconciliation_id  INTEGER PRIMARY KEY AUTOINCREMENT,
+    account            TEXT NOT NULL,
+    order_id           TEXT,
+    outcome            TEXT NOT NULL,
+    detail             TEXT NOT NULL,
+    ts                 REAL NOT NULL
+);
+CREATE INDEX reconciliations_account ON reconciliations(account, ts);
+CREATE TABLE daily_loss_resets (
+    reset_id  INTEGER PRIMARY KEY AUTOINCREMENT,
+    account   TEXT NOT NULL,
+    reset_ts  REAL NOT NULL,
+    note      TEXT NOT NULL
+);
+CREATE INDEX daily_loss_resets_account ON daily_loss_resets(account, reset_ts);
+"""
+
 # Index i holds the script that migrates user_version i to i + 1.
-_MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+_MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
 
 
 class JournalError(Exception):
@@ -175,6 +222,40 @@ class OrderIntent:
     worst_price: float
     created_ts: float
     status: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignedOrderRecord:
+    """The venue order signed for an intent (written before it is posted)."""
+
+    order_id: str
+    venue: str
+    order_hash: str
+    token_id: str
+    order_type: str
+    amount_usd: str
+    worst_price: str
+    maker_amount: str
+    taker_amount: str
+    signed_ts: float
+    venue_status: str | None
+    trade_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationRecord:
+    account: str
+    order_id: str | None
+    outcome: str
+    detail: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class DailyLossReset:
+    account: str
+    reset_ts: float
+    note: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -549,6 +630,135 @@ class Journal:
             ).fetchall()
         return [ExecutionReport.model_validate_json(r["report_json"]) for r in rows]
 
+    # --- venue orders (live) ---
+
+    def record_signed_order(
+        self,
+        *,
+        order_id: str,
+        venue: str,
+        order_hash: str,
+        token_id: str,
+        order_type: str,
+        amount_usd: str,
+        worst_price: str,
+        maker_amount: str,
+        taker_amount: str,
+        signed_ts: float,
+    ) -> None:
+        """Record the signed venue order of an intent; must commit BEFORE the order is posted.
+
+        One signed order per intent and per hash: a second one raises DuplicateEntryError, so a
+        caller that re-signs by mistake is stopped before it can post a second order.
+        """
+        with self._tx() as cur:
+            if cur.execute(
+                "SELECT 1 FROM order_intents WHERE order_id = ?", (order_id,)
+            ).fetchone() is None:
+                raise UnknownRecordError(f"no order intent for order {order_id!r}")
+            try:
+                cur.execute(
+                    "INSERT INTO venue_orders (order_id, venue, order_hash, token_id,"
+                    " order_type, amount_usd, worst_price, maker_amount, taker_amount,"
+                    " signed_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (order_id, venue, order_hash, token_id, order_type, amount_usd,
+                     worst_price, maker_amount, taker_amount, signed_ts),
+                )
+            except sqlite3.IntegrityError as err:
+                raise DuplicateEntryError(str(err)) from None
+
+    def record_venue_status(
+        self, order_id: str, *, venue_status: str, trade_ids: tuple[str, ...] = (), ts: float
+    ) -> None:
+        """Remember the venue's latest status (and trade ids) of a signed order."""
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE venue_orders SET venue_status = ?, trade_ids_json = ?, updated_ts = ?"
+                " WHERE order_id = ?",
+                (venue_status, json.dumps(list(trade_ids)), ts, order_id),
+            )
+            if cur.rowcount != 1:
+                raise UnknownRecordError(f"no signed order for order {order_id!r}")
+
+    def signed_order(self, order_id: str) -> SignedOrderRecord | None:
+        with self._read() as cur:
+            row = cur.execute(
+                "SELECT * FROM venue_orders WHERE order_id = ?", (order_id,)
+            ).fetchone()
+        return None if row is None else _signed(row)
+
+    def signed_orders(self, *, account: str) -> list[SignedOrderRecord]:
+        """Every signed venue order of the account, oldest first (the journal's venue ledger)."""
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT v.* FROM venue_orders v JOIN order_intents i ON i.order_id = v.order_id"
+                " WHERE i.account = ? ORDER BY v.signed_ts, v.order_id",
+                (account,),
+            ).fetchall()
+        return [_signed(r) for r in rows]
+
+    # --- reconciliation and manual resets ---
+
+    def record_reconciliation(
+        self, *, account: str, order_id: str | None, outcome: str, detail: str, ts: float
+    ) -> None:
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT INTO reconciliations (account, order_id, outcome, detail, ts)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (account, order_id, outcome, detail, ts),
+            )
+
+    def reconciliations(self, *, account: str) -> list[ReconciliationRecord]:
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT * FROM reconciliations WHERE account = ? ORDER BY ts, reconciliation_id",
+                (account,),
+            ).fetchall()
+        return [ReconciliationRecord(account=str(r["account"]), order_id=r["order_id"],
+                                     outcome=str(r["outcome"]), detail=str(r["detail"]),
+                                     ts=float(r["ts"])) for r in rows]
+
+    def record_daily_loss_reset(self, *, account: str, reset_ts: float, note: str) -> None:
+        """The manual reset of the daily loss limit: P&L before ``reset_ts`` stops counting.
+
+        Only the operator's ``reset-daily-loss`` command calls this; no graph node can.
+        """
+        if not note.strip():
+            raise ValueError("a daily loss reset needs a note saying why")
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT INTO daily_loss_resets (account, reset_ts, note) VALUES (?, ?, ?)",
+                (account, reset_ts, note.strip()),
+            )
+
+    def daily_loss_resets(self, *, account: str) -> list[DailyLossReset]:
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT * FROM daily_loss_resets WHERE account = ? ORDER BY reset_ts, reset_id",
+                (account,),
+            ).fetchall()
+        return [DailyLossReset(account=str(r["account"]), reset_ts=float(r["reset_ts"]),
+                               note=str(r["note"])) for r in rows]
+
+    def accounts(self) -> list[str]:
+        """Every account with an order intent, a run or a reset, sorted."""
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT account FROM order_intents UNION SELECT account FROM runs"
+                " UNION SELECT account FROM daily_loss_resets ORDER BY account"
+            ).fetchall()
+        return [str(r["account"]) for r in rows]
+
+    def intents(self, *, account: str) -> list[OrderIntent]:
+        """Every order intent of the account, oldest first."""
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT * FROM order_intents WHERE account = ? ORDER BY created_ts, order_id",
+                (account,),
+            ).fetchall()
+        return [_intent(r) for r in rows]
+
     # --- settlement ---
 
     def record_settlement(
@@ -642,10 +852,18 @@ class Journal:
                 " WHERE account = ? AND created_ts >= ? AND created_ts <= ?",
                 (account, day_start, now),
             ).fetchone()[0])
+            # A manual reset today moves the start of the counted losses forward.
+            last_reset = cur.execute(
+                "SELECT MAX(reset_ts) FROM daily_loss_resets"
+                " WHERE account = ? AND reset_ts <= ?",
+                (account, now),
+            ).fetchone()[0]
+            counted_from = day_start if last_reset is None else max(day_start,
+                                                                     float(last_reset))
             pnl_today = float(cur.execute(
                 "SELECT COALESCE(SUM(pnl_usd), 0.0) FROM settlements"
                 " WHERE account = ? AND settled_ts >= ? AND settled_ts <= ?",
-                (account, day_start, now),
+                (account, counted_from, now),
             ).fetchone()[0])
             # Newest first; ties in settled_ts broken by entry time so the order is stable.
             history = cur.execute(
@@ -767,4 +985,21 @@ def _settled(r: sqlite3.Row) -> SettledPosition:
         payout_usd=float(r["payout_usd"]),
         pnl_usd=float(r["pnl_usd"]),
         settled_ts=float(r["settled_ts"]),
+    )
+
+
+def _signed(r: sqlite3.Row) -> SignedOrderRecord:
+    return SignedOrderRecord(
+        order_id=str(r["order_id"]),
+        venue=str(r["venue"]),
+        order_hash=str(r["order_hash"]),
+        token_id=str(r["token_id"]),
+        order_type=str(r["order_type"]),
+        amount_usd=str(r["amount_usd"]),
+        worst_price=str(r["worst_price"]),
+        maker_amount=str(r["maker_amount"]),
+        taker_amount=str(r["taker_amount"]),
+        signed_ts=float(r["signed_ts"]),
+        venue_status=None if r["venue_status"] is None else str(r["venue_status"]),
+        trade_ids=tuple(str(t) for t in json.loads(r["trade_ids_json"])),
     )

@@ -1,0 +1,726 @@
+"""A fake Polymarket CLOB V2 + Gamma venue for tests (synthetic markets, loopback only).
+
+``FakeClob`` is the venue's logic and ledger; two adapters serve it:
+
+* ``serve(fake)``: a real HTTP server on 127.0.0.1 (threaded), for end-to-end tests and for
+  the SIGKILL tests' subprocesses;
+* ``fake.transport()``: an in-process ``httpx.MockTransport``, for the 1,000-run timeout test
+  (same logic, no sockets, timeouts raised instead of waited for).
+
+What it checks on every request, independently of the code under test:
+
+* L1 auth (API-key creation/derivation): the ClobAuth EIP-712 signature must recover the
+  configured address;
+* L2 auth: the HMAC of timestamp + method + path + body with the issued secret, the API key,
+  the passphrase, and the timestamp within ``timestamp_tolerance_s`` of the venue's clock;
+* every posted order: the EIP-712 signature is recovered (eth_account's typed-data encoder;
+  for signature type 3 the ERC-7739 TypedDataSign wrapper) and must be the configured address,
+  with maker/signer as the signature type requires; amounts in cents and on the tick.
+
+Its ledger records every POST (accepted or not), every order and every trade, so tests can
+compare it with the journal.  Faults are queued per POST (``fake.inject(...)``) or per lookup.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_keys.backends.native.jacobian import from_jacobian, jacobian_add, jacobian_double
+from eth_utils import keccak, to_checksum_address
+from py_clob_client_v2.config import get_contract_config
+
+CHAIN_ID = 137
+# secp256k1
+_P = 2**256 - 2**32 - 977
+_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_GX = 0x79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798
+_GY = 0x483ADA7726A3C4655DA4FBFC0E1108A8FD17B448A68554199C47D08FFB10D4B8
+U = Decimal(1_000_000)
+ORDER_FIELDS = [
+    ("salt", "uint256"), ("maker", "address"), ("signer", "address"), ("tokenId", "uint256"),
+    ("makerAmount", "uint256"), ("takerAmount", "uint256"), ("side", "uint8"),
+    ("signatureType", "uint8"), ("timestamp", "uint256"), ("metadata", "bytes32"),
+    ("builder", "bytes32"),
+]
+ORDER_TYPE_STRING = "Order(" + ",".join(f"{t} {n}" for n, t in ORDER_FIELDS) + ")"
+DOMAIN_FIELDS = [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                 {"name": "chainId", "type": "uint256"},
+                 {"name": "verifyingContract", "type": "address"}]
+FOK_MESSAGE = "order couldn't be fully filled. FOK orders are fully filled or killed."
+POST_ONLY_MESSAGE = "invalid order: the orderbook is in post only mode"
+CLOUDFLARE_HTML = ("<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title>"
+                   "</head><body>Sorry, you have been blocked</body></html>")
+
+# Faults a POST can be given (``inject``):
+POST_FAULTS = (
+    "timeout_lost",        # the request never reaches the engine; the client times out
+    "timeout_after_fill",  # the engine matches it; the answer is lost (client times out)
+    "timeout_after_kill",  # the engine kills it (no fill); the answer is lost
+    "delayed",             # accepted as "delayed"; lookups see DELAYED a few times, then MATCHED
+    "http_500_after_fill", # matched, then the gateway answers 500
+    "http_502_lost",       # the gateway answers 502 and the engine never saw it
+    "http_425",            # matching engine restarting; a post-only window follows
+    "http_429",            # rate limited, Retry-After given
+    "balance",             # not enough balance / allowance
+    "cloudflare_403",      # an HTML block page
+    "precision",           # an invalid amount error
+)
+
+
+def ecrecover(digest: bytes, signature: bytes) -> str:
+    """The address whose key made ``signature`` (r || s || v) over ``digest``.
+
+    Public-key recovery ``Q = r^-1 (sR - zG)`` computed as one simultaneous multiplication
+    (Shamir's trick) on eth_keys' curve arithmetic: the same result as ``ecrecover`` and
+    eth_account's ``_recover_hash`` (a test checks that), about three times faster, which
+    keeps the 1,000-run test quick.
+    """
+    if len(signature) != 65:
+        raise ValueError("signature must be 65 bytes")
+    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big")
+    v = signature[64] - 27 if signature[64] >= 27 else signature[64]
+    if not (0 < r < _N and 0 < s < _N and v in (0, 1)):
+        raise ValueError("signature out of range")
+    y = pow((r * r * r + 7) % _P, (_P + 1) // 4, _P)
+    if y % 2 != v:
+        y = _P - y
+    r_inv = pow(r, -1, _N)
+    u1 = (-int.from_bytes(digest, "big") * r_inv) % _N
+    u2 = (s * r_inv) % _N
+    g, big_r = (_GX, _GY, 1), (r, y, 1)
+    both = jacobian_add(g, big_r)
+    acc = (0, 0, 1)
+    for bit in range(max(u1.bit_length(), u2.bit_length()) - 1, -1, -1):
+        acc = jacobian_double(acc)
+        pick = ((u1 >> bit) & 1, (u2 >> bit) & 1)
+        if pick == (1, 1):
+            acc = jacobian_add(acc, both)
+        elif pick == (1, 0):
+            acc = jacobian_add(acc, g)
+        elif pick == (0, 1):
+            acc = jacobian_add(acc, big_r)
+    qx, qy = from_jacobian(acc)
+    public = qx.to_bytes(32, "big") + qy.to_bytes(32, "big")
+    return str(to_checksum_address(keccak(public)[-20:]))
+
+
+def _floor(x: Decimal, step: Decimal) -> Decimal:
+    return ((x / step).to_integral_value(rounding=ROUND_FLOOR) * step).quantize(step)
+
+
+@dataclass
+class FakeMarket:
+    """A synthetic Up/Down market: Gamma document, books (ask levels) and resolution."""
+
+    slug: str
+    condition_id: str
+    up_token: str
+    down_token: str
+    window_start: float
+    window_end: float
+    # Ask levels per token, best (lowest) first: [(price, shares)].
+    asks: dict[str, list[tuple[Decimal, Decimal]]]
+    bids: dict[str, list[tuple[Decimal, Decimal]]]
+    tick: Decimal = Decimal("0.01")
+    min_size: Decimal = Decimal(5)
+    neg_risk: bool = False
+    fee_rate: float = 0.07
+    closed: bool = False
+    accepting: bool = True
+    outcome_prices: tuple[str, str] = ("0.5", "0.5")
+
+    def gamma_doc(self) -> dict[str, Any]:
+        def iso(ts: float) -> str:
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+        return {
+            "slug": self.slug, "conditionId": self.condition_id,
+            "outcomes": json.dumps(["Up", "Down"]),
+            "clobTokenIds": json.dumps([self.up_token, self.down_token]),
+            "outcomePrices": json.dumps(list(self.outcome_prices)),
+            "orderPriceMinTickSize": float(self.tick), "orderMinSize": float(self.min_size),
+            "negRisk": self.neg_risk, "acceptingOrders": self.accepting and not self.closed,
+            "closed": self.closed, "feesEnabled": self.fee_rate > 0,
+            "feeSchedule": {"rate": self.fee_rate, "exponent": 1, "takerOnly": True,
+                            "rebateRate": 0},
+            "eventStartTime": iso(self.window_start), "endDate": iso(self.window_end),
+        }
+
+
+@dataclass
+class FakeOrder:
+    order_hash: str
+    token_id: str
+    order_type: str
+    maker_amount: int
+    taker_amount: int
+    status: str  # LIVE / DELAYED / MATCHED / CANCELED
+    size_matched: Decimal
+    trade_ids: list[str]
+    delayed_lookups_left: int = 0
+    final_status: str = "MATCHED"
+
+
+@dataclass
+class FakeTrade:
+    trade_id: str
+    taker_order_id: str
+    market: str
+    token_id: str
+    price: Decimal
+    shares: Decimal
+    status: str = "CONFIRMED"
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any = None
+    text: str | None = None
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    # The client never gets an answer (the adapter times it out).
+    hang: bool = False
+
+
+@dataclass
+class PostRecord:
+    """One POST /order the venue saw, whatever became of it."""
+
+    order_hash: str | None
+    fault: str | None
+    http_status: int | None
+    recovered_signer: str | None
+
+
+class FakeClob:
+    """Venue logic + ledger.  Thread-safe; every public method may be called from tests."""
+
+    def __init__(self, *, address: str, funder: str | None = None, signature_type: int = 0,
+                 balance_usd: Decimal = Decimal(10_000), clock: Callable[[], float] = time.time,
+                 timestamp_tolerance_s: float = 30.0) -> None:
+        self.address = to_checksum_address(address)
+        self.funder = to_checksum_address(funder) if funder else self.address
+        self.signature_type = signature_type
+        self.balance = int(balance_usd * U)
+        self.allowance = 2**256 - 1
+        self.clock = clock
+        self.clock_skew_s = 0.0
+        self.timestamp_tolerance_s = timestamp_tolerance_s
+        self._lock = threading.RLock()
+        self.creds: dict[str, str] | None = None
+        self.markets: dict[str, FakeMarket] = {}
+        self.orders: dict[str, FakeOrder] = {}
+        self.trades: list[FakeTrade] = []
+        self.posts: list[PostRecord] = []
+        self.requests: list[tuple[str, str]] = []
+        self.rejected_auth = 0
+        self.bad_signatures = 0
+        self._faults: list[str] = []
+        self.lookup_failures = 0  # the next N order/trade lookups answer 503
+        self.post_only_until = 0.0
+        self.delayed_lookups = 2
+        # Called with each posted order's hash before the venue acts on it (test probes).
+        self.on_post: Callable[[str], None] | None = None
+        cfg = get_contract_config(CHAIN_ID)
+        self.exchange = {False: cfg.exchange_v2, True: cfg.neg_risk_exchange_v2}
+
+    # --- setup ---
+
+    def add_market(self, slug: str, *, window_start: float, up_ask: str = "0.55",
+                   down_ask: str = "0.47", depth: str = "1000", **kw: Any) -> FakeMarket:
+        n = len(self.markets) + 1
+        up, down = str(10**70 + 2 * n), str(10**70 + 2 * n + 1)
+        market = FakeMarket(
+            slug=slug, condition_id="0x" + hashlib.sha256(slug.encode()).hexdigest(),
+            up_token=up, down_token=down, window_start=window_start,
+            window_end=window_start + 900.0,
+            asks={up: [(Decimal(up_ask), Decimal(depth))],
+                  down: [(Decimal(down_ask), Decimal(depth))]},
+            bids={up: [(Decimal(up_ask) - Decimal("0.02"), Decimal(depth))],
+                  down: [(Decimal(down_ask) - Decimal("0.02"), Decimal(depth))]},
+            **kw)
+        with self._lock:
+            self.markets[slug] = market
+        return market
+
+    def resolve(self, slug: str, winner: str) -> None:
+        with self._lock:
+            m = self.markets[slug]
+            m.closed = True
+            m.outcome_prices = ("1", "0") if winner == "up" else ("0", "1")
+
+    def inject(self, *faults: str) -> None:
+        for f in faults:
+            if f not in POST_FAULTS:
+                raise ValueError(f"unknown fault {f}")
+        with self._lock:
+            self._faults.extend(faults)
+
+    def issue_creds(self) -> dict[str, str]:
+        with self._lock:
+            if self.creds is None:
+                self.creds = {"apiKey": str(uuid.uuid4()),
+                              "secret": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+                              "passphrase": secrets.token_hex(16)}
+            return dict(self.creds)
+
+    def now(self) -> float:
+        return self.clock() + self.clock_skew_s
+
+    # --- ledger views for assertions ---
+
+    def post_count(self) -> int:
+        """Every POST to the order endpoint, including ones refused at authentication."""
+        with self._lock:
+            return sum(1 for r in self.requests if r == ("POST", "/order"))
+
+    def posts_per_hash(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        with self._lock:
+            for p in self.posts:
+                if p.order_hash is not None:
+                    out[p.order_hash] = out.get(p.order_hash, 0) + 1
+        return out
+
+    def filled_by_hash(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """order hash -> (shares, notional) of its non-failed trades."""
+        out: dict[str, tuple[Decimal, Decimal]] = {}
+        with self._lock:
+            for t in self.trades:
+                if t.status == "FAILED":
+                    continue
+                s, n = out.get(t.taker_order_id, (Decimal(0), Decimal(0)))
+                out[t.taker_order_id] = (s + t.shares, n + t.shares * t.price)
+        return out
+
+    def market_of_token(self, token_id: str) -> FakeMarket | None:
+        for m in self.markets.values():
+            if token_id in (m.up_token, m.down_token):
+                return m
+        return None
+
+    # --- transport adapters ---
+
+    def transport(self) -> httpx.MockTransport:
+        def handle(request: httpx.Request) -> httpx.Response:
+            answer = self.handle(request.method, str(request.url.raw_path.decode()),
+                                 {k.lower(): v for k, v in request.headers.items()},
+                                 request.content)
+            if answer.hang:
+                raise httpx.ReadTimeout("fake venue: no answer", request=request)
+            return httpx.Response(answer.status, headers={"Content-Type": answer.content_type,
+                                                          **answer.headers},
+                                  content=_body_bytes(answer))
+        return httpx.MockTransport(handle)
+
+    # --- request handling ---
+
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+               ) -> Answer:
+        split = urlsplit(raw_path)
+        path, query = split.path, {k: v[0] for k, v in parse_qs(split.query).items()}
+        with self._lock:
+            self.requests.append((method, path))
+            try:
+                return self._route(method, path, query, headers, body)
+            except Exception as err:  # a bug in the fake must be loud, not a silent 500
+                return Answer(599, {"error": f"fake venue crashed: {type(err).__name__}: {err}"})
+
+    def _route(self, method: str, path: str, q: dict[str, str], h: dict[str, str],
+               body: bytes) -> Answer:
+        if path.startswith("/gamma/markets/slug/"):
+            m = self.markets.get(path.rsplit("/", 1)[1])
+            return Answer(200, m.gamma_doc()) if m else Answer(404, {"error": "not found"})
+        if path == "/time":
+            return Answer(200, text=str(int(self.now())), content_type="text/plain")
+        if path == "/version":
+            return Answer(200, {"version": 2})
+        if path == "/tick-size":
+            m = self.market_of_token(q.get("token_id", ""))
+            return Answer(200, {"minimum_tick_size": float(m.tick)}) if m else Answer(
+                404, {"error": "market not found"})
+        if path == "/book":
+            return self._book(q.get("token_id", ""))
+        if path in ("/auth/api-key", "/auth/derive-api-key"):
+            return self._l1(method, path, h)
+        auth = self._check_l2(method, path, h, body)
+        if auth is not None:
+            return auth
+        if path == "/balance-allowance":
+            return Answer(200, {"balance": str(self.balance),
+                                "allowances": {self.exchange[False]: str(self.allowance),
+                                               self.exchange[True]: str(self.allowance)}})
+        if path == "/order" and method == "POST":
+            return self._post_order(body)
+        if path.startswith("/data/order/"):
+            if self.lookup_failures > 0:
+                self.lookup_failures -= 1
+                return Answer(503, text="upstream unavailable", content_type="text/plain")
+            return self._get_order(path.rsplit("/", 1)[1])
+        if path == "/data/trades":
+            if self.lookup_failures > 0:
+                self.lookup_failures -= 1
+                return Answer(503, text="upstream unavailable", content_type="text/plain")
+            return self._trades(q)
+        return Answer(404, {"error": f"no route {method} {path}"})
+
+    def _book(self, token_id: str) -> Answer:
+        m = self.market_of_token(token_id)
+        if m is None:
+            return Answer(404, {"error": "No orderbook exists for the requested token id"})
+        asks = sorted(m.asks[token_id], key=lambda lv: lv[0], reverse=True)  # best last
+        bids = sorted(m.bids[token_id], key=lambda lv: lv[0])                # best last
+        return Answer(200, {
+            "market": m.condition_id, "asset_id": token_id,
+            "timestamp": str(int(self.now() * 1000)), "hash": "",
+            "bids": [{"price": str(p), "size": str(s)} for p, s in bids],
+            "asks": [{"price": str(p), "size": str(s)} for p, s in asks],
+            "min_order_size": str(m.min_size), "tick_size": str(m.tick),
+            "neg_risk": m.neg_risk, "last_trade_price": "0.5"})
+
+    # --- auth ---
+
+    def _l1(self, method: str, path: str, h: dict[str, str]) -> Answer:
+        typed = {
+            "primaryType": "ClobAuth",
+            "types": {"EIP712Domain": DOMAIN_FIELDS[:3],
+                      "ClobAuth": [{"name": "address", "type": "address"},
+                                   {"name": "timestamp", "type": "string"},
+                                   {"name": "nonce", "type": "uint256"},
+                                   {"name": "message", "type": "string"}]},
+            "domain": {"name": "ClobAuthDomain", "version": "1", "chainId": CHAIN_ID},
+            "message": {"address": h.get("poly_address", ""),
+                        "timestamp": h.get("poly_timestamp", ""),
+                        "nonce": int(h.get("poly_nonce", "0")),
+                        "message": "This message attests that I control the given wallet"},
+        }
+        try:
+            signer = Account.recover_message(encode_typed_data(full_message=typed),
+                                             signature=h.get("poly_signature", ""))
+        except Exception:
+            signer = None
+        if signer != self.address:
+            self.rejected_auth += 1
+            return Answer(401, {"error": "Invalid L1 Request headers"})
+        if method == "POST" and path == "/auth/api-key" and self.creds is not None:
+            return Answer(400, {"error": "Could not create api key"})  # exists: derive it
+        creds = self.issue_creds()
+        return Answer(200, creds)
+
+    def _check_l2(self, method: str, path: str, h: dict[str, str], body: bytes
+                  ) -> Answer | None:
+        creds = self.creds
+        ok = (creds is not None and h.get("poly_api_key") == creds["apiKey"]
+              and h.get("poly_passphrase") == creds["passphrase"]
+              and to_checksum_address(h.get("poly_address", "0x" + "0" * 40)) == self.address)
+        if ok and creds is not None:
+            ts = h.get("poly_timestamp", "")
+            message = ts + method + path + (body.decode().replace("'", '"') if body else "")
+            digest = hmac.new(base64.urlsafe_b64decode(creds["secret"]), message.encode(),
+                              hashlib.sha256).digest()
+            ok = hmac.compare_digest(base64.urlsafe_b64encode(digest).decode(),
+                                     h.get("poly_signature", ""))
+            if ok and abs(float(ts or 0) - self.now()) > self.timestamp_tolerance_s:
+                self.rejected_auth += 1
+                return Answer(401, {"error": "Unauthorized/Invalid api key"})
+        if not ok:
+            self.rejected_auth += 1
+            return Answer(401, {"error": "Unauthorized/Invalid api key"})
+        return None
+
+    def _typed_order(self, order: dict[str, Any], neg_risk: bool) -> Any:
+        message = {
+            "salt": int(order["salt"]), "maker": order["maker"], "signer": order["signer"],
+            "tokenId": int(order["tokenId"]), "makerAmount": int(order["makerAmount"]),
+            "takerAmount": int(order["takerAmount"]),
+            "side": 0 if order["side"] == "BUY" else 1,
+            "signatureType": int(order["signatureType"]), "timestamp": int(order["timestamp"]),
+            "metadata": bytes.fromhex(order["metadata"][2:].rjust(64, "0")),
+            "builder": bytes.fromhex(order["builder"][2:].rjust(64, "0")),
+        }
+        typed = {"primaryType": "Order",
+                 "types": {"EIP712Domain": DOMAIN_FIELDS,
+                           "Order": [{"name": n, "type": t} for n, t in ORDER_FIELDS]},
+                 "domain": {"name": "Polymarket CTF Exchange", "version": "2",
+                            "chainId": CHAIN_ID, "verifyingContract": self.exchange[neg_risk]},
+                 "message": message}
+        return encode_typed_data(full_message=typed)
+
+    def order_hash_and_signer(self, order: dict[str, Any], neg_risk: bool
+                              ) -> tuple[str, str | None]:
+        """The order's EIP-712 hash (its id) and the address that signed it (ERC-7739 wrapper
+        for signature type 3), both from eth_account's typed-data encoder."""
+        signable = self._typed_order(order, neg_risk)
+        digest = keccak(b"\x19" + signable.version + signable.header + signable.body)
+        sig = bytes.fromhex(order["signature"][2:])
+        try:
+            if int(order["signatureType"]) != 3:
+                signer: str | None = ecrecover(digest, sig)
+            else:
+                signer = self._recover_erc7739(signable, sig, order)
+        except Exception:
+            signer = None
+        return "0x" + digest.hex(), signer
+
+    def _recover_erc7739(self, signable: Any, sig: bytes, order: dict[str, Any]) -> str | None:
+        # signature = inner(65) || appDomainSeparator || contentsHash || contentsType || len(2)
+        type_len = int.from_bytes(sig[-2:], "big")
+        contents_type = sig[-2 - type_len:-2].decode()
+        inner, app_sep, contents = sig[:65], sig[65:97], sig[97:129]
+        if contents_type != ORDER_TYPE_STRING or app_sep != signable.header:
+            return None
+        if contents != signable.body:
+            return None
+        typed_sign = keccak(text="TypedDataSign(Order contents,string name,string version,"
+                                 "uint256 chainId,address verifyingContract,bytes32 salt)"
+                                 + ORDER_TYPE_STRING)
+        struct = keccak(abi_encode(
+            ["bytes32", "bytes32", "bytes32", "bytes32", "uint256", "address", "bytes32"],
+            [typed_sign, contents, keccak(text="DepositWallet"), keccak(text="1"), CHAIN_ID,
+             to_checksum_address(order["signer"]), b"\0" * 32]))
+        digest = keccak(b"\x19\x01" + app_sep + struct)
+        return ecrecover(digest, inner)
+
+    def _signer_ok(self, order: dict[str, Any], recovered: str | None) -> bool:
+        st = int(order["signatureType"])
+        if st != self.signature_type or recovered != self.address:
+            return False
+        maker, signer = to_checksum_address(order["maker"]), to_checksum_address(order["signer"])
+        if st == 0:
+            return maker == signer == self.address
+        if st in (1, 2):
+            return signer == self.address and maker == self.funder
+        return maker == signer == self.funder  # 3: the deposit wallet signs via ERC-1271
+
+    # --- orders ---
+
+    def _post_order(self, body: bytes) -> Answer:
+        payload = json.loads(body)
+        order = payload["order"]
+        fault = self._faults.pop(0) if self._faults else None
+        market = self.market_of_token(str(order["tokenId"]))
+        neg_risk = bool(market and market.neg_risk)
+        order_hash, recovered = self.order_hash_and_signer(order, neg_risk)
+        record = PostRecord(order_hash, fault, None, recovered)
+        self.posts.append(record)
+        if self.on_post is not None:
+            self.on_post(order_hash)
+
+        def done(answer: Answer) -> Answer:
+            record.http_status = None if answer.hang else answer.status
+            return answer
+
+        if fault == "timeout_lost":
+            return done(Answer(0, hang=True))
+        if fault == "http_502_lost":
+            return done(Answer(502, text="<html>502 Bad Gateway</html>", content_type="text/html"))
+        if fault == "http_425":
+            self.post_only_until = self.now() + 120.0
+            return done(Answer(425, {"error": "Too Early: matching engine restarting"}))
+        if fault == "http_429":
+            return done(Answer(429, {"error": "Too Many Requests"}, headers={"Retry-After": "7"}))
+        if fault == "cloudflare_403":
+            return done(Answer(403, text=CLOUDFLARE_HTML, content_type="text/html"))
+        if fault == "balance":
+            return done(Answer(400, {"error": "not enough balance / allowance"}))
+        if fault == "precision":
+            return done(Answer(400, {"error": "invalid amount for a marketable BUY order, "
+                                              "max accuracy of 2 decimals"}))
+        if not self._signer_ok(order, recovered):
+            self.bad_signatures += 1
+            return done(Answer(400, {"error": "invalid signature"}))
+        if payload.get("owner") != (self.creds or {}).get("apiKey"):
+            return done(Answer(400, {"error": "the order owner must own the API key"}))
+        if order_hash in self.orders:
+            return done(Answer(400, {"error": "order already exists"}))
+        if self.now() < self.post_only_until:
+            return done(Answer(400, {"error": POST_ONLY_MESSAGE}))
+        if market is None or market.closed or not market.accepting:
+            return done(Answer(400, {"error": "market is closed / not accepting orders"}))
+        maker, taker = int(order["makerAmount"]), int(order["takerAmount"])
+        if maker % 10_000 != 0:  # dollars beyond cents
+            return done(Answer(400, {"error": "invalid amount, max accuracy of 2 decimals"}))
+        if Decimal(taker) / U < market.min_size:
+            return done(Answer(400, {"error": f"Size lower than the minimum: {market.min_size}"}))
+        if Decimal(maker) > Decimal(self.balance):
+            return done(Answer(400, {"error": "not enough balance / allowance"}))
+
+        order_type = str(payload.get("orderType", "FOK"))
+        kill = fault == "timeout_after_kill"
+        fills = [] if kill else self._match(market, str(order["tokenId"]), maker, taker,
+                                            order_type)
+        shares = sum((s for _, s in fills), Decimal(0))
+        spent = sum((p * s for p, s in fills), Decimal(0))
+        fo = FakeOrder(order_hash=order_hash, token_id=str(order["tokenId"]),
+                       order_type=order_type, maker_amount=maker, taker_amount=taker,
+                       status="MATCHED" if fills else "CANCELED", size_matched=shares,
+                       trade_ids=[])
+        self.orders[order_hash] = fo
+        for price, size in fills:
+            tid = str(uuid.uuid4())
+            self.trades.append(FakeTrade(tid, order_hash, market.condition_id,
+                                         fo.token_id, price, size))
+            fo.trade_ids.append(tid)
+        self.balance -= int(spent * U)
+        if fault == "delayed":
+            fo.final_status, fo.status = fo.status, "DELAYED"
+            fo.delayed_lookups_left = self.delayed_lookups
+            return done(Answer(200, {"success": True, "errorMsg": "", "orderID": order_hash,
+                                     "status": "delayed", "transactionsHashes": [],
+                                     "tradeIDs": []}))
+        if fault in ("timeout_after_fill", "timeout_after_kill"):
+            return done(Answer(0, hang=True))
+        if fault == "http_500_after_fill":
+            return done(Answer(500, {"error": "internal error"}))
+        if not fills:
+            if order_type == "FOK":
+                return done(Answer(400, {"error": FOK_MESSAGE}))
+            return done(Answer(200, {"success": True, "errorMsg": "", "orderID": order_hash,
+                                     "status": "unmatched", "tradeIDs": []}))
+        return done(Answer(200, {
+            "success": True, "errorMsg": "", "orderID": order_hash, "status": "matched",
+            "makingAmount": str(spent.normalize()), "takingAmount": str(shares.normalize()),
+            "transactionsHashes": ["0x" + secrets.token_hex(32)], "tradeIDs": fo.trade_ids}))
+
+    def _match(self, market: FakeMarket, token: str, maker: int, taker: int, order_type: str
+               ) -> list[tuple[Decimal, Decimal]]:
+        """Walk the asks up to the order's price (maker/taker) spending its dollars."""
+        limit = Decimal(maker) / Decimal(taker)
+        budget = Decimal(maker) / U
+        levels = market.asks[token]
+        fills: list[tuple[Decimal, Decimal]] = []
+        for i, (price, size) in enumerate(levels):
+            if price > limit + Decimal("1e-9") or budget < Decimal("0.01"):
+                break
+            take = min(size, _floor(budget / price, Decimal("0.01")))
+            if take <= 0:
+                break
+            fills.append((price, take))
+            budget -= take * price
+            levels[i] = (price, size - take)
+        market.asks[token] = [(p, s) for p, s in levels if s > 0]
+        # FOK: all the dollars (to the cent) must be spent, or nothing happens.
+        if order_type == "FOK" and budget >= Decimal("0.01") + max(
+                (p for p, _ in fills), default=Decimal(0)):
+            for price, take in fills:  # put the liquidity back
+                self._restore(market, token, price, take)
+            return []
+        return fills
+
+    @staticmethod
+    def _restore(market: FakeMarket, token: str, price: Decimal, shares: Decimal) -> None:
+        levels = dict(market.asks[token])
+        levels[price] = levels.get(price, Decimal(0)) + shares
+        market.asks[token] = sorted(levels.items())
+
+    def _get_order(self, order_hash: str) -> Answer:
+        fo = self.orders.get(order_hash)
+        if fo is None:
+            return Answer(404, {"error": "order not found"})
+        if fo.status == "DELAYED":
+            if fo.delayed_lookups_left > 0:
+                fo.delayed_lookups_left -= 1
+            else:
+                fo.status = fo.final_status
+        market = self.market_of_token(fo.token_id)
+        return Answer(200, {
+            "id": fo.order_hash, "status": f"ORDER_STATUS_{fo.status}",
+            "market": market.condition_id if market else "", "asset_id": fo.token_id,
+            "side": "BUY", "original_size": str(Decimal(fo.taker_amount) / U),
+            "size_matched": str(fo.size_matched),
+            "price": str((Decimal(fo.maker_amount) / Decimal(fo.taker_amount)).quantize(
+                Decimal("0.000001"))),
+            "order_type": fo.order_type, "associate_trades": list(fo.trade_ids),
+            "maker_address": self.funder, "created_at": int(self.now())})
+
+    def _trades(self, q: dict[str, str]) -> Answer:
+        out = []
+        for t in self.trades:
+            if "id" in q and t.trade_id != q["id"]:
+                continue
+            if "market" in q and t.market != q["market"]:
+                continue
+            out.append({"id": t.trade_id, "taker_order_id": t.taker_order_id,
+                        "market": t.market, "asset_id": t.token_id, "side": "BUY",
+                        "size": str(t.shares), "price": str(t.price), "status": t.status,
+                        "trader_side": "TAKER", "maker_address": self.funder})
+        return Answer(200, {"data": out, "next_cursor": "LTE=", "limit": 500,
+                            "count": len(out)})
+
+
+def _body_bytes(answer: Answer) -> bytes:
+    if answer.text is not None:
+        return answer.text.encode()
+    return json.dumps(answer.body).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        answer = self.server.fake.handle(self.command, self.path,
+                                         {k.lower(): v for k, v in self.headers.items()}, body)
+        if answer.hang:
+            time.sleep(self.server.hang_s)
+            self.close_connection = True
+            return
+        data = _body_bytes(answer)
+        try:
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in answer.headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    do_GET = do_POST = do_DELETE = _serve
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeClob
+    hang_s: float
+
+
+@contextmanager
+def serve(fake: FakeClob, *, hang_s: float = 1.0) -> Iterator[str]:
+    """Serve ``fake`` on 127.0.0.1; yields the base URL (Gamma lives under /gamma)."""
+    srv = _Server(("127.0.0.1", 0), _Handler)
+    srv.fake = fake
+    srv.hang_s = hang_s
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()

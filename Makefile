@@ -35,9 +35,10 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-## bench: decision latency of the graph on the deterministic path
+## bench: decision latency of the graph, then the eval suite (full-graph replay, forecast-only)
 bench: setup
 	$(BIN)/updown bench
+	$(BIN)/updown bench --suite eval
 
 ## dev: LangGraph Studio on the local dev server
 dev: setup

@@ -113,9 +113,21 @@ def bench(
     decisions: Annotated[int, typer.Option(help="Decisions to time.", min=10)] = 2000,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write figures as JSON.")]
     = None,
+    suite: Annotated[str, typer.Option(
+        help="graph: decision latency; eval: full-graph eval replay and forecast-only study.")]
+    = "graph",
 ) -> None:
     """Decision latency of the whole graph on the deterministic path (p50/p99)."""
     from agent.bench import run_decision_bench
+
+    # -- suite eval: owned by evals/bench.py --
+    if suite == "eval":
+        from evals.bench import eval_bench_command
+
+        eval_bench_command(resolve_dataset(dataset), json_out)
+        return
+    if suite != "graph":
+        raise UserError(f"--suite must be graph or eval (got {suite!r})")
 
     result = run_decision_bench(resolve_dataset(dataset), decisions)
     table = Table(title="graph decision latency (deterministic path)")
@@ -153,6 +165,7 @@ def config() -> None:
 # Command groups owned by other packages register themselves here (one line each).
 # -- register: feeds --
 # -- register: evals --
+__import__("evals.commands", fromlist=["register"]).register(app)
 # -- register: live --
 __import__("agent.live_cli", fromlist=["register"]).register(app)
 

@@ -3,6 +3,16 @@
 Windows are replayed in time order; inside each, the graph decides at the configured cadence
 until an entry or the window's end, then the window is settled from the recorded outcome.
 The replay clock is the only time the graph sees, so nothing after a decision time leaks in.
+
+Decisions and settlements of all windows run on one timeline (time order; a settlement before
+a decision at the same instant), so windows that overlap (5-minute markets inside a 15-minute
+one) replay correctly; for back-to-back windows this is simply one window after the other.
+
+The offline eval drives this same loop with a few options: ``keep_deciding`` (score a
+forecast at every decision point; the guard's ``window`` rule then refuses further entries),
+a subset of ``markets`` and a given ``account`` (to continue a journal it seeded),
+``on_settlement`` to observe settlements, an injected ``chat_model``, and
+``journal_decisions=False`` (it keeps its own record of each decision).
 """
 
 from __future__ import annotations
@@ -10,22 +20,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from agent.clock import ReplayClock
 from agent.guard import GuardLimits
 from agent.logs import get_logger
 from agent.settings import Settings
-from feeds.recorded import RecordedMarket
+from feeds.recorded import Outcome, RecordedMarket
 from feeds.replay import ReplayFeed
 from feeds.snapshot import MarketSnapshot
 from graphs.context import Context
 from graphs.graph import RECURSION_LIMIT, build_graph
 from graphs.state import AgentState
 from tools.decision_log import DecisionLog
-from tools.journal import Journal, RunSummary
+from tools.journal import Journal, RunSummary, SettledPosition
 
 log = get_logger("updown.runner")
 
@@ -48,6 +58,12 @@ def decision_record(state: AgentState) -> dict[str, Any]:
     return out
 
 
+class DecisionSink(Protocol):
+    """Where each decision record goes (``tools.decision_log.DecisionLog`` or a stand-in)."""
+
+    def append(self, record: dict[str, Any]) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class DecisionEvent:
     """What the terminal view shows after each decision."""
@@ -55,6 +71,19 @@ class DecisionEvent:
     window_index: int
     windows: int
     state: AgentState
+    # Wall time of the decision: snapshot build plus the whole graph.
+    latency_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementEvent:
+    """A window closed: its outcome (None = undeterminable) and the positions it settled."""
+
+    market: RecordedMarket
+    outcome: Outcome | None
+    outcome_verified: bool
+    settled_ts: float
+    positions: tuple[SettledPosition, ...]
 
 
 @dataclass
@@ -80,13 +109,30 @@ class ReplayRunner:
         settings: Settings,
         *,
         journal: Journal,
-        decision_log: DecisionLog,
+        decision_log: DecisionLog | DecisionSink | None,
         cadence_s: float,
         speed: float = 0.0,
         use_llm: bool | None = None,
         observer: Callable[[DecisionEvent], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        keep_deciding: bool = False,
+        markets: Sequence[RecordedMarket] | None = None,
+        account: str | None = None,
+        stop_file: str | None = None,
+        on_settlement: Callable[[SettlementEvent], None] | None = None,
+        chat_model: Any = None,
+        journal_decisions: bool = True,
     ) -> None:
+        """``keep_deciding``: decide at every decision time even after a window's entry (the
+        guard refuses a second entry), so every decision point has a forecast to score.
+        ``markets``: replay only these windows of the feed (default: all).  ``account``: the
+        journal account to trade (default ``replay:<run id>``, a fresh ledger per run).
+        ``stop_file``: kill-switch path (default from settings).  ``decision_log`` None
+        writes no JSONL log.  ``chat_model``: the
+        model the risk manager and trader ask (default: built from settings).
+        ``journal_decisions`` False leaves decision rows out of the journal (orders, executions
+        and settlements, all the guard reads, are still journaled): for the offline eval,
+        which keeps its own record of every decision."""
         self.feed = feed
         self.settings = settings
         self.journal = journal
@@ -96,6 +142,13 @@ class ReplayRunner:
         self.use_llm = settings.llm_enabled if use_llm is None else use_llm
         self.observer = observer
         self._sleep = sleep
+        self.keep_deciding = keep_deciding
+        self.markets = tuple(feed.markets if markets is None else markets)
+        self.account = account
+        self.stop_file = stop_file
+        self.on_settlement = on_settlement
+        self.chat_model = chat_model
+        self.journal_decisions = journal_decisions
         # Replays are paper by construction.  Recorded prices to beat are derived from the
         # exchange path, never the venue's reference, so the verified-reference rule is relaxed
         # here (and only here); the live guard always enforces it.
@@ -107,54 +160,81 @@ class ReplayRunner:
     def run(self) -> ReplayReport:
         return asyncio.run(self.arun())
 
+    def _timeline(self) -> list[tuple[float, int, int]]:
+        """(time, kind, window) in replay order: kind 0 settles the window, 1 decides in it.
+
+        Sorting puts a settlement before a decision at the same instant (the outcome is known
+        at the close) and keeps each window's own decisions in time order."""
+        events: list[tuple[float, int, int]] = []
+        for index, market in enumerate(self.markets):
+            events.extend((t, 1, index) for t in self.feed.decision_times(market, self.cadence_s))
+            events.append((market.end_ts, 0, index))
+        events.sort()
+        return events
+
     async def arun(self) -> ReplayReport:
-        markets = self.feed.markets
+        markets = self.markets
         first = markets[0].start_ts if markets else 0.0
         clock = ReplayClock(first)
         run_id = self.journal.start_run(
             account="replay", mode="paper", dataset=self.feed.dataset.name,
             config={"cadence_s": self.cadence_s, "limits": _limits_json(self.limits),
                     "use_llm": self.use_llm, "model": self.settings.openai_model,
-                    "risk_appetite": self.settings.risk_level},
+                    "risk_appetite": self.settings.risk_level,
+                    "keep_deciding": self.keep_deciding,
+                    "journal_decisions": self.journal_decisions},
         )
-        account = f"replay:{run_id}"
+        account = self.account or f"replay:{run_id}"
         ctx = Context(account=account, limits=self.limits, risk_appetite=self.settings.risk_level,
-                      journal=self.journal, run_id=run_id, clock=clock, use_llm=self.use_llm)
+                      journal=self.journal, run_id=run_id, clock=clock, use_llm=self.use_llm,
+                      stop_file=self.stop_file, trader_model=self.chat_model,
+                      risk_model=self.chat_model)
         decided_by: Counter[str] = Counter()
         llm_calls = decisions = 0
-        for index, market in enumerate(markets):
-            for t in self.feed.decision_times(market, self.cadence_s):
-                self._pace(clock.now(), t)
-                clock.advance_to(t)
-                state = await self._decide(market, t, ctx, run_id)
-                decisions += 1
-                decided_by[state["trader"].decided_by] += 1
-                llm_calls += sum(1 for rec in (state["risk"], state["trader"])
-                                 if rec.llm_usage is not None)
+        entered: set[int] = set()
+        for t, kind, index in self._timeline():
+            market = markets[index]
+            if kind == 0:
+                clock.advance_to(max(clock.now(), t))
+                self._settle(market, account, clock.now())
+                continue
+            if index in entered and not self.keep_deciding:
+                continue  # one entry per window: nothing more to decide here
+            self._pace(clock.now(), t)
+            clock.advance_to(t)
+            started = time.perf_counter()
+            state = await self._decide(market, t, ctx, run_id)
+            latency_s = time.perf_counter() - started
+            decisions += 1
+            decided_by[state["trader"].decided_by] += 1
+            llm_calls += sum(1 for rec in (state["risk"], state["trader"])
+                             if rec.llm_usage is not None)
+            verdict = state["verdict"]
+            if self.journal_decisions or self.decision_log is not None:
                 record = decision_record(state)
-                verdict = state["verdict"]
-                self.journal.record_decision(
-                    run_id=run_id, decision_id=state["decision_id"], market_id=market.market_id,
-                    as_of=t, decided_by=state["trader"].decided_by,
-                    decision=state["trader"].analysis.decision, approved=verdict.approved,
-                    rules_fired=[h.rule for h in verdict.rules_fired if h.action == "reject"],
-                    record=record)
-                self.decision_log.append(record)
-                execution = state.get("execution")
-                log.info("decision", decision_id=state["decision_id"],
-                         market_id=market.market_id, as_of=t,
-                         decided_by=state["trader"].decided_by,
-                         decision=state["trader"].analysis.decision,
-                         confidence=state["trader"].analysis.confidence,
-                         approved=verdict.approved,
-                         rules_fired=[h.rule for h in verdict.rules_fired],
-                         execution=execution.status if execution else None)
-                if self.observer is not None:
-                    self.observer(DecisionEvent(index, len(markets), state))
-                if execution is not None and execution.status == "filled":
-                    break  # one entry per window: nothing more to decide here
-            clock.advance_to(max(clock.now(), market.end_ts))
-            self._settle(market, account, clock.now())
+                if self.journal_decisions:
+                    self.journal.record_decision(
+                        run_id=run_id, decision_id=state["decision_id"],
+                        market_id=market.market_id, as_of=t,
+                        decided_by=state["trader"].decided_by,
+                        decision=state["trader"].analysis.decision, approved=verdict.approved,
+                        rules_fired=[h.rule for h in verdict.rules_fired if h.action == "reject"],
+                        record=record)
+                if self.decision_log is not None:
+                    self.decision_log.append(record)
+            execution = state.get("execution")
+            log.info("decision", decision_id=state["decision_id"],
+                     market_id=market.market_id, as_of=t,
+                     decided_by=state["trader"].decided_by,
+                     decision=state["trader"].analysis.decision,
+                     confidence=state["trader"].analysis.confidence,
+                     approved=verdict.approved,
+                     rules_fired=[h.rule for h in verdict.rules_fired],
+                     execution=execution.status if execution else None)
+            if self.observer is not None:
+                self.observer(DecisionEvent(index, len(markets), state, latency_s))
+            if execution is not None and execution.status == "filled":
+                entered.add(index)
         self.journal.finish_run(run_id, ended_ts=clock.now())
         return ReplayReport(
             run_id=run_id, account=account, dataset=self.feed.dataset.name,
@@ -179,10 +259,14 @@ class ReplayRunner:
         outcome, verified = self.feed.settlement(market)
         if outcome is None:
             log.warning("settlement_unknown", market_id=market.market_id)
+            if self.on_settlement is not None:
+                self.on_settlement(SettlementEvent(market, None, False, now, ()))
             return
         settled = self.journal.record_settlement(account=account, market_id=market.market_id,
                                                  outcome=outcome, outcome_verified=verified,
                                                  settled_ts=now)
+        if self.on_settlement is not None:
+            self.on_settlement(SettlementEvent(market, outcome, verified, now, tuple(settled)))
         log.info("settlement", market_id=market.market_id, outcome=outcome,
                  outcome_verified=verified, positions=len(settled),
                  pnl_usd=round(sum(p.pnl_usd for p in settled), 6))

@@ -16,6 +16,7 @@ from feeds.replay import ReplayFeed
 from feeds.snapshot import MarketSnapshot
 from graphs.context import Context
 from graphs.graph import RECURSION_LIMIT, build_graph
+from graphs.nodes import embedded_sentiment
 
 
 def _snapshots(feed: ReplayFeed, n: int) -> list[MarketSnapshot]:
@@ -78,7 +79,7 @@ def run_decision_bench(dataset_dir: Path, decisions: int) -> dict[str, Any]:
     limits = GuardLimits.from_settings(settings, mode="paper",
                                        require_verified_price_to_beat=False)
     ctx = Context(account="bench", limits=limits, use_llm=False,
-                  risk_appetite=settings.risk_level)
+                  risk_appetite=settings.risk_level, sentiment=embedded_sentiment())
     config: Any = {"recursion_limit": RECURSION_LIMIT}
     lat = np.empty(len(snaps))
 

@@ -33,6 +33,7 @@ from feeds.replay import ReplayFeed
 from feeds.snapshot import MarketSnapshot
 from graphs.context import Context
 from graphs.graph import RECURSION_LIMIT, build_graph
+from graphs.nodes import embedded_sentiment
 from graphs.state import AgentState
 from tools.decision_log import DecisionLog
 from tools.journal import Journal, RunSummary, SettledPosition
@@ -188,7 +189,10 @@ class ReplayRunner:
         ctx = Context(account=account, limits=self.limits, risk_appetite=self.settings.risk_level,
                       journal=self.journal, run_id=run_id, clock=clock, use_llm=self.use_llm,
                       stop_file=self.stop_file, trader_model=self.chat_model,
-                      risk_model=self.chat_model)
+                      risk_model=self.chat_model,
+                      # Replays score the recorded corpus only: live sources would see the
+                      # present, not the recorded past.
+                      sentiment=embedded_sentiment())
         decided_by: Counter[str] = Counter()
         llm_calls = decisions = 0
         entered: set[int] = set()

@@ -58,7 +58,7 @@ from feeds.replay import ReplayFeed
 from feeds.snapshot import MarketSnapshot
 from graphs.context import Context
 from graphs.graph import RECURSION_LIMIT
-from graphs.nodes import DAY_S
+from graphs.nodes import DAY_S, embedded_sentiment
 from graphs.nodes import _ledger as ledger_for  # the guard node's own ledger read
 from tools.journal import Journal, OrderIntent, SettledPosition
 
@@ -436,7 +436,8 @@ def _warm_up(feed: ReplayFeed, settings: Settings, spec: ReplaySpec) -> None:
         return
     graph = build_graph().compile(name="updown")
     ctx = Context(account="warm-up", limits=replay_limits(settings), use_llm=False,
-                  risk_appetite=settings.risk_level, stop_file=spec.stop_file)
+                  risk_appetite=settings.risk_level, stop_file=spec.stop_file,
+                  sentiment=embedded_sentiment())
     asyncio.run(graph.ainvoke({"snapshot": feed.snapshot_at(market, times[0])}, context=ctx,
                               config={"recursion_limit": RECURSION_LIMIT}))
 

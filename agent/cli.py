@@ -164,6 +164,7 @@ def config() -> None:
 
 # Command groups owned by other packages register themselves here (one line each).
 # -- register: feeds --
+__import__("feeds.commands", fromlist=["register"]).register(app)
 # -- register: evals --
 __import__("evals.commands", fromlist=["register"]).register(app)
 # -- register: live --

@@ -177,3 +177,12 @@ def test_record_round_trip_loads_and_replays(venue: Any, tmp_path: Path) -> None
     assert run.returncode == 0, run.stderr
     assert "replay summary" in run.stdout
     assert (tmp_path / "d.jsonl").read_text().count("\n") >= 10
+
+    # ... and through the eval suite: the outcome is unknown, so forecasts skip the window.
+    report = tmp_path / "eval.json"
+    ev = run_updown("eval", "--dataset", str(out), "--cadence", "60", "--json", str(report),
+                    "--no-progress", env={}, cwd=tmp_path, timeout=300)
+    assert ev.returncode == 0, ev.stderr
+    result = json.loads(report.read_text())
+    assert result["windows"] == 1
+    assert result["decisions"] >= 10

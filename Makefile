@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATASET ?= data/recorded/pm15m_20251226_coinbase1m
 
-.PHONY: setup run test lint typecheck bench dev clean
+.PHONY: setup run test lint typecheck bench bench-feeds dev clean
 
 $(UV):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
@@ -39,6 +39,10 @@ typecheck: setup
 bench: setup
 	$(BIN)/updown bench
 	$(BIN)/updown bench --suite eval
+
+## bench-feeds: 50,000 Binance-format trades/s for 60 s from a loopback server into the feed
+bench-feeds: setup
+	$(BIN)/python -m feeds.bench --seconds 60 --rate 50000
 
 ## dev: LangGraph Studio on the local dev server
 dev: setup

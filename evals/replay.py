@@ -58,8 +58,11 @@ from feeds.replay import ReplayFeed
 from feeds.snapshot import MarketSnapshot
 from graphs.context import Context
 from graphs.graph import RECURSION_LIMIT
-from graphs.nodes import DAY_S, embedded_sentiment
-from graphs.nodes import _ledger as ledger_for  # the guard node's own ledger read
+from graphs.nodes import (
+    DAY_S,
+    embedded_sentiment,
+    ledger_for,  # the guard node's own ledger read
+)
 from tools.journal import Journal, OrderIntent, SettledPosition
 
 # The journal account every eval trades; journals are private to one eval run.

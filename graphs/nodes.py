@@ -232,7 +232,8 @@ def _stop_file(ctx: Context) -> Path:
     return Path(ctx.stop_file) if ctx.stop_file else _settings().stop_file
 
 
-def _ledger(ctx: Context, now: float) -> LedgerView:
+def ledger_for(ctx: Context, now: float) -> LedgerView:
+    """The ledger view the guard judges by: the journal's, for the context's account."""
     if ctx.journal is None:
         return LedgerView()
     day_start = math.floor(now / DAY_S) * DAY_S
@@ -242,7 +243,7 @@ def _ledger(ctx: Context, now: float) -> LedgerView:
 
 def _guard_inputs(ctx: Context, now: float) -> tuple[LedgerView, bool]:
     """The guard's I/O (journal read, STOP file): run off the event loop."""
-    return _ledger(ctx, now), _stop_file(ctx).exists()
+    return ledger_for(ctx, now), _stop_file(ctx).exists()
 
 
 async def guard(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:

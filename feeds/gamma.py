@@ -98,7 +98,12 @@ def iso_z(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_iso(value: Any) -> float | None:
+def parse_iso(value: Any, *, naive_is_utc: bool = True) -> float | None:
+    """An ISO time as UTC epoch seconds; None when absent or unparseable.
+
+    Gamma's times are UTC, so a zone-less time is read as UTC unless the caller (the live
+    broker, where a wrong window is money) asks for such a time to be refused.
+    """
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -106,7 +111,9 @@ def parse_iso(value: Any) -> float | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)  # Gamma's times are UTC
+        if not naive_is_utc:
+            return None
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
 
 

@@ -20,12 +20,12 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any, Literal
 
 from agent.logs import redact
 from agent.records import Side
+from feeds.gamma import parse_iso
 from tools.fees import FeeSchedule
 
 VENUE = "polymarket-clob-v2"
@@ -134,15 +134,8 @@ def _json_list(value: Any, name: str) -> list[Any]:
 
 
 def _iso_ts(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return None  # a time without a zone is ambiguous: do not use it
-    return parsed.timestamp()
+    # A time without a zone is ambiguous: the live broker does not use it.
+    return parse_iso(value, naive_is_utc=False)
 
 
 def parse_gamma_market(doc: Mapping[str, Any], *, fallback_fees: FeeSchedule) -> MarketInfo:

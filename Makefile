@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATASET ?= data/recorded/pm15m_20251226_coinbase1m
 
-.PHONY: setup run test lint typecheck bench bench-feeds dev clean
+.PHONY: setup run test lint typecheck bench bench-analysts bench-feeds soak dev clean
 
 $(UV):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
@@ -35,14 +35,23 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-## bench: decision latency of the graph, then the eval suite (full-graph replay, forecast-only)
+## bench: decision latency of the graph, the analysts' per-tick cost, then the eval suite (full-graph replay, forecast-only)
 bench: setup
 	$(BIN)/updown bench
+	$(BIN)/updown bench --suite analysts
 	$(BIN)/updown bench --suite eval
+
+## bench-analysts: per-tick cost of the analysts (incremental indicators + fair value)
+bench-analysts: setup
+	$(BIN)/updown bench --suite analysts
 
 ## bench-feeds: 50,000 Binance-format trades/s for 60 s from a loopback server into the feed
 bench-feeds: setup
 	$(BIN)/python -m feeds.bench --seconds 60 --rate 50000
+
+## soak: 96 accelerated live windows against loopback fakes with faults (prints figures)
+soak: setup
+	$(BIN)/python tests/soak.py --windows 96
 
 ## dev: LangGraph Studio on the local dev server
 dev: setup

@@ -19,6 +19,7 @@ and reconciles the journal with the venue.  Only a clean reconciliation makes th
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -76,6 +77,17 @@ def resolve_mode(settings: Settings, *, live_flag: bool, typed_confirmation: str
     if key is None or not key.get_secret_value().strip():
         raise LiveOptInError("live trading needs POLYMARKET_PRIVATE_KEY")
     return TradingMode("live", True)
+
+
+def mode_for_command(settings: Settings, *, live_flag: bool, action: str) -> TradingMode:
+    """``resolve_mode`` for a command: on a terminal, without ``LIVE_CONFIRM``, ``--live`` asks
+    for the confirmation phrase to be typed ("Type '...' to <action>")."""
+    typed = None
+    if live_flag and not settings.live_confirm and sys.stdin.isatty():
+        import typer
+
+        typed = typer.prompt(f"Type '{CONFIRM_PHRASE}' to {action}")
+    return resolve_mode(settings, live_flag=live_flag, typed_confirmation=typed)
 
 
 def live_account(funder: str) -> str:

@@ -162,7 +162,7 @@ def order(
 ) -> None:
     """A manual market buy through the same guard (the original place_order)."""
     from agent.clock import SystemClock
-    from agent.live import CONFIRM_PHRASE, LiveOptInError, LiveSession, resolve_mode
+    from agent.live import LiveOptInError, LiveSession, mode_for_command
     from agent.manual_order import ManualOrderError, current_window_slug, place_manual_order
     from tools.clob_http import ClobHttp
     from tools.clob_orders import LiveSetupError
@@ -176,11 +176,8 @@ def order(
     if worst_price is not None and not 0 < worst_price < 1:
         _fail(f"--worst-price must be between 0 and 1, not {worst_price}")
     settings = _settings()
-    typed = None
-    if live and not settings.live_confirm and sys.stdin.isatty():
-        typed = typer.prompt(f"Type '{CONFIRM_PHRASE}' to place a real-money order")
     try:
-        mode = resolve_mode(settings, live_flag=live, typed_confirmation=typed)
+        mode = mode_for_command(settings, live_flag=live, action="place a real-money order")
     except LiveOptInError as exc:
         _fail(str(exc))
     if mode.note and not json_out:

@@ -41,10 +41,23 @@ class IndicatorSignal(_Record):
     score: float = Field(default=0.0, ge=-1.0, le=1.0)
     signal: Direction = "neutral"
     reasons: tuple[str, ...] = ()
+    # The 15-minute frame (complete 15-minute candles aggregated from the 1-minute ones):
+    # reported as context, not voted (no measured skill beyond moneyness).
+    candles_15m: int = Field(default=0, ge=0)
+    rsi_15m: float | None = None
+    macd_hist_15m: float | None = None
+    ema_fast_15m: float | None = None
+    ema_slow_15m: float | None = None
+    bb_percent_b_15m: float | None = None
 
 
 class FairValueEstimate(_Record):
-    """fair_value output: P(up) from moneyness, volatility and time left; edges after fees."""
+    """fair_value output: the agent's P(up) and each side's edge after fees.
+
+    ``fair_up`` is what the agent trades on and evals score as the agent: the model's P(up)
+    combined with the market's mid when a book is present (else the model alone).  ``model_up``
+    is the model by itself (moneyness, volatility, tails, basis/lag allowance).
+    """
 
     fair_up: float = Field(ge=0.0, le=1.0)
     price: float
@@ -63,6 +76,16 @@ class FairValueEstimate(_Record):
     # fair probability of the side minus (ask + fee per share); None when that side has no ask.
     edge_after_fees_up: float | None = None
     edge_after_fees_down: float | None = None
+    # The model alone (None on records written before it existed: then fair_up is the model).
+    model_up: float | None = Field(default=None, ge=0.0, le=1.0)
+    # Weight of the market mid in logit space (0 when no mid was used), the seconds added to
+    # time left for price age and reference lag, the basis allowance (sd of log price), the
+    # Student-t degrees of freedom (None: normal) and the parameter file's version.
+    market_weight: float = 0.0
+    lag_s: float = Field(default=0.0, ge=0.0)
+    basis_sd: float = Field(default=0.0, ge=0.0)
+    tail_dof: float | None = None
+    model_version: str | None = None
 
     @property
     def fair_down(self) -> float:

@@ -123,6 +123,7 @@ class ReplayRunner:
         on_settlement: Callable[[SettlementEvent], None] | None = None,
         chat_model: Any = None,
         journal_decisions: bool = True,
+        reflector: Any = None,
     ) -> None:
         """``keep_deciding``: decide at every decision time even after a window's entry (the
         guard refuses a second entry), so every decision point has a forecast to score.
@@ -133,7 +134,9 @@ class ReplayRunner:
         model the risk manager and trader ask (default: built from settings).
         ``journal_decisions`` False leaves decision rows out of the journal (orders, executions
         and settlements, all the guard reads, are still journaled): for the offline eval,
-        which keeps its own record of every decision."""
+        which keeps its own record of every decision.  ``reflector``
+        (``agent.reflection.Reflector``, only `updown run` with REFLECTION_ENABLED): writes a
+        lesson after each settled entry and offers recent ones to the trader."""
         self.feed = feed
         self.settings = settings
         self.journal = journal
@@ -150,6 +153,7 @@ class ReplayRunner:
         self.on_settlement = on_settlement
         self.chat_model = chat_model
         self.journal_decisions = journal_decisions
+        self.reflector = reflector
         # Replays are paper by construction.  Recorded prices to beat are derived from the
         # exchange path, never the venue's reference, so the verified-reference rule is relaxed
         # here (and only here); the live guard always enforces it.
@@ -192,7 +196,7 @@ class ReplayRunner:
                       risk_model=self.chat_model,
                       # Replays score the recorded corpus only: live sources would see the
                       # present, not the recorded past.
-                      sentiment=embedded_sentiment())
+                      sentiment=embedded_sentiment(), lessons=self.reflector)
         decided_by: Counter[str] = Counter()
         llm_calls = decisions = 0
         entered: set[int] = set()
@@ -200,7 +204,9 @@ class ReplayRunner:
             market = markets[index]
             if kind == 0:
                 clock.advance_to(max(clock.now(), t))
-                self._settle(market, account, clock.now())
+                settled = self._settle(market, account, clock.now())
+                if self.reflector is not None and settled is not None:
+                    await self.reflector.on_settled(settled, journal=self.journal)
                 continue
             if index in entered and not self.keep_deciding:
                 continue  # one entry per window: nothing more to decide here
@@ -259,21 +265,24 @@ class ReplayRunner:
         )
         return cast(AgentState, out)
 
-    def _settle(self, market: RecordedMarket, account: str, now: float) -> None:
+    def _settle(self, market: RecordedMarket, account: str, now: float
+                ) -> SettlementEvent | None:
         outcome, verified = self.feed.settlement(market)
         if outcome is None:
             log.warning("settlement_unknown", market_id=market.market_id)
             if self.on_settlement is not None:
                 self.on_settlement(SettlementEvent(market, None, False, now, ()))
-            return
+            return None
         settled = self.journal.record_settlement(account=account, market_id=market.market_id,
                                                  outcome=outcome, outcome_verified=verified,
                                                  settled_ts=now)
+        event = SettlementEvent(market, outcome, verified, now, tuple(settled))
         if self.on_settlement is not None:
-            self.on_settlement(SettlementEvent(market, outcome, verified, now, tuple(settled)))
+            self.on_settlement(event)
         log.info("settlement", market_id=market.market_id, outcome=outcome,
                  outcome_verified=verified, positions=len(settled),
                  pnl_usd=round(sum(p.pnl_usd for p in settled), 6))
+        return event
 
     def _pace(self, now: float, t: float) -> None:
         """At --speed X, wait (t - now) / X real seconds; speed 0 replays as fast as it can."""

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     openai_timeout_s: float = Field(default=20.0, gt=0, le=300)
     openai_max_retries: int = Field(default=1, ge=0, le=5)
+    # After a traded window settles, write a short lesson and offer the last few to the
+    # trader (`updown run` only; evals never reflect, so they stay reproducible).
+    reflection_enabled: bool = False
+    reflection_lessons: int = Field(default=3, ge=0, le=10)
 
     # --- sentiment ---
     sentiment_enabled: bool = True
@@ -108,6 +112,17 @@ class Settings(BaseSettings):
 
     # --- runner and records ---
     decision_cadence_s: float = Field(default=30.0, gt=0)
+    # Decide before the next cadence tick when the price moved this much (percent) since the
+    # window's last decision.
+    large_move_pct: float = Field(default=0.1, gt=0)
+    # Live runner: which series to trade, comma-separated "<asset>-<length>" (btc-15m,eth-5m).
+    markets: str = "btc-15m"
+    # LangGraph SQLite checkpoints of the live runner: one thread per window (Studio, replay).
+    checkpoint_path: Path = Path("updown-checkpoints.db")
+    # Live runner status (JSON, atomically replaced); empty = none.
+    status_path: str = "logs/status.json"
+    # Loopback health endpoint of the live runner (GET /health); 0 = off.
+    status_port: int = Field(default=0, ge=0, le=65535)
     journal_path: Path = Path("updown.db")
     ai_decision_log_path: Path = Path("logs/decisions.jsonl")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -227,6 +227,8 @@ def eval_tables(summary: dict[str, Any]) -> Group:
     c.add_row("per window", f"{cost['llm_calls_per_window']:.2f} calls, "
                             f"{cost['tokens_per_window']:.0f} tokens, "
                             f"${cost['usd_per_window']:.5f}")
+    c.add_row("LLM calls per decision", f"{cost['llm_calls_per_decision']:.2f} "
+                                        f"(max {cost['max_llm_calls_per_decision']})")
     c.add_row("decisions/s", f"{_f(timing['decisions_per_s'], '.0f')} "
                              f"({timing['workers']} worker(s))")
     c.add_row("decision latency p50 / p99",
@@ -252,6 +254,8 @@ def _history(path: Path, window_minutes: int, json_out: Path | None, report: Pat
     study.load_s = load_s
     summary = summarize_study(study)
     out.print(history_tables(summary))
+    if summary.get("walk_forward", {}).get("decisions_scored"):
+        out.print(walk_forward_table(summary["walk_forward"]))
     if json_out is not None:
         _write_json(json_out, summary)
         out.print(f"json: {json_out}")
@@ -286,4 +290,33 @@ def history_tables(summary: dict[str, Any]) -> Table:
         row(f"{r['regime']} vol", r)
     t.add_section()
     row("all", summary["forecast"])
+    return t
+
+
+WF_COLUMNS = (("coin", "coin_flip"), ("money", "moneyness"), ("+vol", "+vol"),
+              ("+tails", "+tails"), ("+tech", "+technicals"), ("agent", "agent"))
+
+
+def walk_forward_table(wf: dict[str, Any]) -> Table:
+    """The walk-forward study: Brier (and the agent's ECE) by minutes left, regime and overall;
+    every forecast scored by parameters chosen on earlier months only."""
+    t = Table(title=f"Walk-forward Brier: {wf['decisions_scored']:,} decisions in "
+                    f"{wf['months'] - 1} scored months (each fitted on earlier months only)",
+              title_justify="left")
+    t.add_column("left")
+    for header, _ in WF_COLUMNS:
+        t.add_column(header, justify="right")
+    t.add_column("agent ECE", justify="right")
+
+    def row(label: str, block: dict[str, Any]) -> None:
+        t.add_row(label, *(_f(block[k]["brier"]) for _, k in WF_COLUMNS),
+                  _f(block["agent"]["ece"]))
+
+    for r in wf["by_minutes_left"]:
+        row(str(r["minutes_left"]), r)
+    t.add_section()
+    for r in wf["by_vol_regime"]:
+        row(f"{r['regime']} vol", r)
+    t.add_section()
+    row("all", wf["overall"])
     return t

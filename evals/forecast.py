@@ -365,6 +365,7 @@ class Study:
     load_s: float = 0.0
     compute_s: float = 0.0
     fit: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    walk_forward: Any = None
 
 
 def fit_logistic(x: FloatArray, y: FloatArray, iterations: int = 30) -> FloatArray:
@@ -474,6 +475,20 @@ def run_study(path: str | Path, window_s: int = 900,
     ):
         study.p[key], study.fit[key] = _cross_fit(design, study.outcome, study.minute, fold,
                                                   minutes)
+    # Walk-forward study (evals.walkforward): baselines, tails, technicals and the agent.
+    from evals.walkforward import block_features, run_walk_forward
+    from tools.fair_value import default_model
+
+    feat_all: dict[str, FloatArray] = {}
+    for a, b in block_list:
+        vol = None if candles.volume is None else candles.volume[a:b]
+        bf = block_features(candles.close[a:b], vol, candles.open_time[a:b], feats.sigma[a:b])
+        for key, v in bf.items():
+            feat_all.setdefault(key, np.zeros(len(candles)))[a:b] = v
+    study.walk_forward = run_walk_forward(
+        np.log(price / k[:, None]).ravel(), sigma.ravel(), tau.ravel(), study.outcome,
+        study.window_start, {key: v[j].ravel() for key, v in feat_all.items()},
+        default_model().basis_sd, np.repeat(np.arange(len(s)), len(m)))
     study.compute_s = time.perf_counter() - started
     return study
 
@@ -511,7 +526,14 @@ def summarize_study(study: Study) -> dict[str, Any]:
                                                                hi if math.isfinite(hi) else None],
                         "n": int(sel.sum()),
                         **{name: _scores(study.p[name][sel], y[sel]) for name in FORECASTERS}})
+    walk_forward = None
+    if study.walk_forward is not None and y.size:
+        from evals.walkforward import summarize_walk_forward
+
+        walk_forward = summarize_walk_forward(study.walk_forward, y, study.minute, study.sigma,
+                                              minutes)
     return {
+        "walk_forward": walk_forward,
         "history": study.name,
         "window_s": study.window_s,
         "windows": study.windows,

@@ -206,7 +206,8 @@ class _Collector:
             seconds_in=snap.as_of - snap.window_start,
             time_left_s=snap.time_to_close_s,
             p_agent=trader.p_up,
-            p_fair=None if fair is None else fair.fair_up,
+            p_fair=None if fair is None else (
+                fair.model_up if fair.model_up is not None else fair.fair_up),
             p_market=_market_mid(snap),
             decision=trader.analysis.decision,
             decided_by=trader.decided_by,

@@ -31,6 +31,7 @@ Scoring rules (see ``evals.metrics`` for the formulas):
 
 from __future__ import annotations
 
+import itertools
 import math
 import tempfile
 import time
@@ -208,6 +209,40 @@ def forecast_block(fr: ForecastRows) -> dict[str, dict[str, Any] | None]:
     return out
 
 
+# Bins of |agent - mid| (probability points): where the agent and the market disagree.
+DISAGREEMENT_EDGES = (0.0, 0.02, 0.05, 0.10, 1.0)
+
+
+def disagreement_block(fr: ForecastRows) -> list[dict[str, Any]] | None:
+    """Where the agent's P(up) and the market's mid disagree, who was right?
+
+    Per bin of ``|agent - mid|``: rows, the mean signed disagreement ``agent - mid`` and the
+    realised ``outcome - mid`` (the edge a trade toward the agent would have earned before
+    fees and spread), plus each forecaster's Brier on those rows.  With no book: None.
+    """
+    if not fr.market_available or not fr.rows:
+        return None
+    agent, market, y = fr.probabilities("agent"), fr.probabilities("market"), fr.outcome
+    gap = agent - market
+    out: list[dict[str, Any]] = []
+    for lo, hi in itertools.pairwise(DISAGREEMENT_EDGES):
+        sel = (np.abs(gap) >= lo) & (np.abs(gap) < hi)
+        n = int(sel.sum())
+        if not n:
+            out.append({"abs_gap_from": lo, "abs_gap_to": hi, "n": 0})
+            continue
+        # Signed so that positive means "the outcome moved the way the agent leaned".
+        lean = np.sign(gap[sel])
+        out.append({
+            "abs_gap_from": lo, "abs_gap_to": hi, "n": n,
+            "mean_gap": float(np.mean(gap[sel])),
+            "realised_edge_toward_agent": float(np.mean(lean * (y[sel] - market[sel]))),
+            "agent_brier": float(np.mean((agent[sel] - y[sel]) ** 2)),
+            "market_brier": float(np.mean((market[sel] - y[sel]) ** 2)),
+        })
+    return out
+
+
 def reliability_block(fr: ForecastRows) -> dict[str, list[dict[str, float]]]:
     out: dict[str, list[dict[str, float]]] = {}
     for name in FORECASTERS:
@@ -312,12 +347,18 @@ def cost_block(result: EvalResult) -> dict[str, Any]:
     completion = sum(r.completion_tokens for r in result.decisions)
     usd = sum(r.llm_usd for r in result.decisions)
     windows = max(1, len(result.feed.markets))
+    decisions = len(result.decisions)
     return {
         "llm_calls": calls, "prompt_tokens": prompt, "completion_tokens": completion,
         "usd": round(float(usd), 6),
         "llm_calls_per_window": calls / windows,
         "tokens_per_window": (prompt + completion) / windows,
         "usd_per_window": usd / windows,
+        # The issue's budget is per decision point: at most two (risk manager and trader),
+        # and none where no side has an edge after fees.
+        "llm_calls_per_decision": calls / max(1, decisions),
+        "max_llm_calls_per_decision": max((r.llm_calls for r in result.decisions), default=0),
+        "decisions_with_llm": sum(1 for r in result.decisions if r.llm_calls > 0),
         "model": result.model,
     }
 
@@ -349,6 +390,7 @@ def summarize(result: EvalResult) -> dict[str, Any]:
         "windows": len(result.feed.markets),
         "decisions": len(result.decisions),
         "forecast": forecast_block(fr),
+        "disagreement": disagreement_block(fr),
         "trading": trading_block(result, result.options.bootstrap_seed)
         if result.dataset.has_book else None,
         "cost": cost_block(result),

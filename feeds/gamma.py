@@ -51,6 +51,24 @@ class WindowSeries:
 BTC_15M = WindowSeries()
 BTC_5M = WindowSeries(slug_prefix="btc-updown-5m", length_s=300, crypto_price_variant=None)
 SERIES = {"15m": BTC_15M, "5m": BTC_5M}
+# The assets the venue lists up/down series for (``eth-updown-15m-<start>`` and siblings).
+ASSETS = ("BTC", "ETH", "SOL", "XRP")
+
+
+def series_for(asset: str, length_s: int, *, label: str | None = None,
+               crypto_price_variant: str | None = None) -> WindowSeries:
+    """The series of ``asset`` windows ``length_s`` long (slug ``<asset>-updown-<label>``).
+
+    ``label`` defaults to the venue's naming (``15m``, ``5m``); the 15-minute series keeps its
+    known crypto-price variant unless another is given."""
+    if length_s <= 0:
+        raise ValueError(f"window length must be > 0, got {length_s}")
+    name = label or (f"{length_s // 60}m" if length_s % 60 == 0 else f"{length_s}s")
+    variant = crypto_price_variant
+    if variant is None and length_s == BTC_15M.length_s:
+        variant = BTC_15M.crypto_price_variant
+    return WindowSeries(asset=asset.upper(), slug_prefix=f"{asset.lower()}-updown-{name}",
+                        length_s=length_s, crypto_price_variant=variant)
 
 
 @dataclass(frozen=True, slots=True)

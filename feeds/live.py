@@ -23,7 +23,7 @@ from feeds.binance import BinanceTradeFeed, KlinesError, fetch_klines
 from feeds.clob_ws import ClobMarketFeed, MarketResolved, OrderBooks
 from feeds.gamma import BTC_15M, GammaClient, GammaError, MarketWindow, WindowSeries
 from feeds.price_to_beat import CryptoPriceClient
-from feeds.rtds import RtdsFeed
+from feeds.rtds import ReferenceSymbols, RtdsFeed
 from feeds.snapshot import MarketSnapshot
 from feeds.store import LiveStatus, ResolvedOutcome, SnapshotStore
 from feeds.ws import USER_AGENT, Backoff, FeedCounters, WsFeed, public_url
@@ -121,11 +121,17 @@ class LiveFeed:
         self.timings = t = timings or FeedTimings()
         self.books = OrderBooks(clock)
         self.store = SnapshotStore(clock, books=self.books, asset=series.asset)
+        # Symbols follow the series' asset (BTC: the defaults, "BTCUSDT" and "btc/usd").
+        self.symbol = f"{series.asset.upper()}USDT"
         self.binance = BinanceTradeFeed(endpoints.binance_ws, clock, self.store.on_trade,
-                                        stale_after_s=t.binance_stale_after_s, backoff=t.backoff)
+                                        stale_after_s=t.binance_stale_after_s, backoff=t.backoff,
+                                        symbol=self.symbol)
+        asset = series.asset.lower()
         self.rtds = RtdsFeed(endpoints.rtds, clock, self.store.on_reference,
                              heartbeat_interval_s=t.rtds_heartbeat_s,
-                             stale_after_s=t.rtds_stale_after_s, backoff=t.backoff)
+                             stale_after_s=t.rtds_stale_after_s, backoff=t.backoff,
+                             symbols=ReferenceSymbols(chainlink=f"{asset}/usd",
+                                                      relay=f"{asset}usdt"))
         self.clob = ClobMarketFeed(endpoints.clob_ws, clock, self.books,
                                    on_resolved=self._on_resolved,
                                    heartbeat_interval_s=t.clob_heartbeat_s,
@@ -393,7 +399,7 @@ class LiveFeed:
         at start a failed backfill must not print before the start-up verdict)."""
         try:
             klines = await fetch_klines(self.http, self.endpoints.binance_rest, self.clock.now(),
-                                        limit=self.timings.klines_history)
+                                        limit=self.timings.klines_history, symbol=self.symbol)
         except (httpx.HTTPError, httpx.InvalidURL, KlinesError) as exc:
             return _reason(exc)
         self.store.seed_klines(klines)

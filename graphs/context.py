@@ -34,3 +34,6 @@ class Context:
     use_llm: bool | None = None
     # Kill-switch file; None means settings.stop_file.
     stop_file: str | None = None
+    # Object with lessons_for(account, as_of) -> [(tag, lesson)] (agent.reflection.Reflector):
+    # notes from earlier settled windows offered to the trader; None offers none.
+    lessons: Any = None

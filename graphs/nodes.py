@@ -32,7 +32,7 @@ from feeds.snapshot import MarketSnapshot
 from graphs.context import Context
 from graphs.state import AgentState
 from tools.fair_value import estimate_fair_value
-from tools.indicators import analyse_candles
+from tools.indicators_stream import TechnicalAnalyst
 from tools.paper_broker import PaperBroker
 
 DAY_S = 86400.0
@@ -76,8 +76,12 @@ def _model_name(model: Any) -> str:
 
 # --- analysts (parallel) ---------------------------------------------------------------
 
+# One per process: incremental indicator streams, advanced by the new candles of each tick.
+_TECHNICAL = TechnicalAnalyst()
+
+
 async def technical_analyst(state: AgentState) -> dict[str, Any]:
-    return {"technical": analyse_candles(snapshot_of(state).candles)}
+    return {"technical": _TECHNICAL.analyse(snapshot_of(state).candles)}
 
 
 async def fair_value(state: AgentState) -> dict[str, Any]:
@@ -195,11 +199,25 @@ async def trader(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]
             analysis=deterministic, decided_by=policy.POLICY, p_up=fair_up,
             note="no edge after fees on either side: model not consulted")}
     model = ctx.trader_model or await asyncio.to_thread(_default_model)
-    fields = llm.prompt_fields(snap, state["technical"], fair, state["sentiment"], state["risk"])
-    call = await llm.call_structured(model, AIAnalysis, llm.render("trader", fields))
     name = f"llm:{_model_name(model)}"
+    risk = state["risk"]
+    if risk.llm_usage is not None and risk.decided_by == policy.POLICY:
+        # The risk manager's call to the same provider just failed (timeout, 429 storm,
+        # refusal, bad output): hold without a second call, which would only double the
+        # latency and the bill of a failing provider.
+        note = f"{risk.factors[-1] if risk.factors else 'risk model abstained'}; " \
+               "trader model not consulted"
+        hold = AIAnalysis(decision="hold", confidence=0, risk_level=risk.risk_level,
+                          reasoning=f"Abstained: {note}.")
+        return {"trader": TraderDecision(analysis=hold, decided_by=name, note=note,
+                                         p_up=fair_up)}
+    fields = llm.prompt_fields(snap, state["technical"], fair, state["sentiment"], risk)
+    if ctx.lessons is not None:  # untrusted notes from settled windows, bounded in the prompt
+        fields["lessons"] = llm.lessons_block(
+            await asyncio.to_thread(ctx.lessons.lessons_for, ctx.account, snap.as_of))
+    call = await llm.call_structured(model, AIAnalysis, llm.render("trader", fields))
     if not isinstance(call.value, AIAnalysis):
-        hold = AIAnalysis(decision="hold", confidence=0, risk_level=state["risk"].risk_level,
+        hold = AIAnalysis(decision="hold", confidence=0, risk_level=risk.risk_level,
                           reasoning=f"Abstained: {call.note}.")
         return {"trader": TraderDecision(analysis=hold, decided_by=name, note=call.note,
                                          p_up=fair_up, llm_usage=_usage(call, model))}

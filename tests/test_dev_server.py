@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from devserver import langgraph_dev
 from langgraph_sdk import get_sync_client
 
 from feeds.recorded import load_dataset
@@ -34,46 +29,10 @@ EMBEDDED = ROOT / "data" / "recorded" / "pm15m_20251226_coinbase1m"
 pytestmark = pytest.mark.server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("devserver")
-    env = {**os.environ, "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false",
-           "OPENAI_API_KEY": "", "STOP_FILE": str(workdir / "STOP")}
-    langgraph = Path(sys.executable).with_name("langgraph")
-    proc = subprocess.Popen(
-        [str(langgraph), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"langgraph dev exited early:\n{out[-3000:]}")
-            try:
-                if httpx.get(f"{url}/ok", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("langgraph dev did not answer /ok within 90 s")
-            time.sleep(0.25)
+    with langgraph_dev(tmp_path_factory.mktemp("devserver")) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_graph_is_served_with_its_nodes(server_url: str) -> None:

@@ -19,6 +19,7 @@ from feeds.snapshot import Candles
 from tools.fair_value import (
     DEFAULT_EWMA_LAMBDA_1M,
     DEFAULT_SIGMA_FLOOR_PER_SQRT_S,
+    FairValueModel,
     estimate_fair_value,
     ewma_sigma_per_sqrt_s,
     prob_up,
@@ -117,7 +118,8 @@ def test_study_equals_the_agents_replay(tmp_path: Path) -> None:
     for k in range(len(study.minute)):
         m = by_start[int(study.window_start[k])]
         snap = feed.snapshot_at(m, m.start_ts + 60.0 * int(study.minute[k]))
-        fair = estimate_fair_value(snap)
+        # The study's fair_value row is the closed form (no basis, normal tails, no blend).
+        fair = estimate_fair_value(snap, model=FairValueModel())
         assert fair is not None
         assert study.p["fair_value"][k] == pytest.approx(fair.fair_up, rel=1e-12, abs=1e-15)
         assert study.sigma[k] == pytest.approx(fair.sigma_per_sqrt_s, rel=1e-12)

@@ -72,8 +72,11 @@ def test_forecast_metrics_recomputed_from_rows(embedded_seq: EvalResult) -> None
     assert s["forecast"]["market"]["brier"] == pytest.approx(float(np.mean((market - y) ** 2)))
     assert s["forecast"]["fair_value"]["brier"] == pytest.approx(float(np.mean((fair - y) ** 2)))
     assert s["forecast"]["coin_flip"]["brier"] == 0.25
-    # Deterministic trader: the agent's P(up) is the fair value.
-    assert s["forecast"]["agent"] == s["forecast"]["fair_value"]
+    # Deterministic trader: the agent's P(up) is the fair value's combined P(up) (model and
+    # mid); the fair_value row is the model alone.
+    agent = np.array([r.p_agent for r in rows])
+    assert s["forecast"]["agent"]["brier"] == pytest.approx(float(np.mean((agent - y) ** 2)))
+    assert s["forecast"]["agent"] != s["forecast"]["fair_value"]
     # Rows before a window's first book row have no market mid and are left out for everyone.
     assert s["forecast_skipped"] == {"no_market_mid_yet": len(embedded_seq.decisions) - len(rows)}
 

@@ -16,6 +16,14 @@ from tools import fair_value as fv
 from tools.fair_value import estimate_fair_value, ewma_sigma_per_sqrt_s, prob_up
 
 WINDOW_START = 1_766_723_400.0
+
+
+@pytest.fixture(autouse=True)
+def _closed_form_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check the closed form itself: no basis/lag allowance, normal tails, no
+    market blend (the builtin parameters).  The versioned model is tested in
+    tests/test_forecast_model.py."""
+    monkeypatch.setattr(fv, "default_model", lambda: fv.FairValueModel())
 WINDOW_END = WINDOW_START + 900.0
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from fakeopenai import FakeOpenAI, serve
 from langchain_openai import ChatOpenAI
 
 from agent.guard import GuardLimits
@@ -23,71 +21,16 @@ pytestmark = pytest.mark.server
 LIMITS = GuardLimits(require_verified_price_to_beat=False)
 
 
-class FakeOpenAI(ThreadingHTTPServer):
-    """Speaks /v1/chat/completions; ``scenario`` picks what the next answers look like."""
-
-    scenario = "valid"
-    trader_answer: dict[str, Any]
-    requests: list[dict[str, Any]]
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: FakeOpenAI
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append(body)
-        schema = body.get("response_format", {}).get("json_schema", {}).get("name", "")
-        scenario = self.server.scenario
-        if scenario == "hang":
-            time.sleep(3.0)
-        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
-        if scenario == "refusal":
-            message["refusal"] = "I can't help with trading decisions."
-        elif scenario == "invalid_json":
-            message["content"] = '{"decision": "up", "confidence": '
-        elif schema == "RiskReview":
-            message["content"] = json.dumps({"risk_level": "medium",
-                                             "factors": ["book thin near close"]})
-        else:
-            message["content"] = json.dumps(self.server.trader_answer)
-        payload = {
-            "id": "chatcmpl-loopback", "object": "chat.completion", "created": 1_766_745_000,
-            "model": body.get("model", "gpt-4o-mini"),
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop",
-                         "logprobs": None}],
-            "usage": {"prompt_tokens": 812, "completion_tokens": 41, "total_tokens": 853},
-        }
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (hang scenario)
-
-
 @pytest.fixture
 def server() -> Iterator[FakeOpenAI]:
-    srv = FakeOpenAI(("127.0.0.1", 0), Handler)
-    srv.requests = []
-    srv.trader_answer = {"decision": "up", "confidence": 82, "reasoning": "Edge after fees.",
-                         "risk_level": "low"}
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serve() as srv:
+        srv.usage = (812, 41)
+        yield srv
 
 
 def run(server: FakeOpenAI, snap: MarketSnapshot, tmp_path: Any) -> Any:
     model = ChatOpenAI(model="gpt-4o-mini", api_key="sk-loopback-test",  # type: ignore[arg-type]
-                       base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+                       base_url=server.base_url,
                        timeout=1.0, max_retries=0)
     ctx = Context(use_llm=True, trader_model=model, risk_model=model, limits=LIMITS,
                   stop_file=str(tmp_path / "STOP"))
@@ -133,6 +76,9 @@ def test_failures_abstain_to_hold(server: FakeOpenAI, tradable_snapshot: MarketS
     assert note in (trader.note or "")
     assert not out["verdict"].approved
     assert out.get("execution") is None
+    # The risk manager's call failed first: the trader held without a second call, no retry.
+    assert len(server.requests) == 1
+    assert "trader model not consulted" in (trader.note or "")
 
 
 def test_out_of_range_confidence_is_rejected_by_schema(

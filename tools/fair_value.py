@@ -13,7 +13,11 @@ volatility, and on 1,440 real BTC windows this form scored Brier 0.155 (docs/ven
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +41,116 @@ PROB_MIN = 0.001
 PROB_MAX = 0.999
 
 _SQRT2 = math.sqrt(2.0)
+# Versioned parameters (fitted walk-forward; see data/models/PROVENANCE.md).
+MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "models" / "fair_value_v1.json"
+
+
+@dataclass(frozen=True, slots=True)
+class FairValueModel:
+    """The fair-value model's parameters: volatility, tails, basis/lag and the market blend.
+
+    * ``tail_dof``: Student-t degrees of freedom of the standardised move (None: normal).
+    * ``basis_sd``: sd of ln(reference / exchange price) at the close; the window settles on
+      the Chainlink reference while we see an exchange price, so its variance is added.
+    * ``reference_lag_s``: seconds the reference lags the exchange; the snapshot's price age is
+      added to it: the price can have moved by sigma * sqrt(lag) since it was observed.
+    * ``blend_model_weight`` / ``blend_market_weight``: the agent's P(up) when a book is present
+      is sigmoid(w_model * logit(model) + w_market * logit(mid)), fitted on recorded Polymarket
+      windows that are not the evaluation sets.  The mid is used only while the Up book's
+      spread is at most ``blend_max_spread`` (a wide book's mid says little).
+    * ``variance_scale_by_minutes_left``: a multiplier of the diffusion variance
+      sigma^2 (tau + lag) for 1, 2, ... minutes left (``ceil(tau / 60)``, the last entry for
+      anything longer; empty: 1).  EWMA sigma from the last two hours is not the variance still
+      to come in the last minutes of a window (the model was underconfident near the close:
+      predicted 0.25, realised 0.17 with 1 minute left), so the scale is chosen per minutes
+      left, walk-forward, on the 1-minute history (``python -m evals.walkforward``).
+    """
+
+    version: str = "builtin"
+    ewma_lambda_1m: float = DEFAULT_EWMA_LAMBDA_1M
+    sigma_floor_per_sqrt_s: float = DEFAULT_SIGMA_FLOOR_PER_SQRT_S
+    tail_dof: float | None = DEFAULT_TAIL_DOF
+    basis_sd: float = 0.0
+    reference_lag_s: float = 0.0
+    blend_model_weight: float = 1.0
+    blend_market_weight: float = 0.0
+    blend_max_spread: float = 0.10
+    variance_scale_by_minutes_left: tuple[float, ...] = ()
+
+    def variance_scale(self, tau_s: float) -> float:
+        """The diffusion-variance multiplier for ``tau_s`` seconds left."""
+        table = self.variance_scale_by_minutes_left
+        if not table:
+            return 1.0
+        minutes_left = min(len(table), max(1, math.ceil(max(0.0, tau_s) / 60.0)))
+        return table[minutes_left - 1]
+
+    @classmethod
+    def load(cls, path: Path) -> FairValueModel:
+        """Read a parameter file; a bad one is a one-line error naming the file and field."""
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: cannot read model parameters: {exc}") from None
+        params = raw.get("params")
+        if not isinstance(params, dict):
+            raise ValueError(f"{path}: field 'params' missing or not an object")
+        known = set(cls.__dataclass_fields__) - {"version"}
+        unknown = set(params) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown field(s) {sorted(unknown)} in 'params'")
+        table = params.pop("variance_scale_by_minutes_left", [])
+        if not (isinstance(table, list) and all(
+                isinstance(v, int | float) and math.isfinite(v) and v > 0.0 for v in table)):
+            raise ValueError(f"{path}: params.variance_scale_by_minutes_left must be a list of "
+                             "positive numbers")
+        for name, value in params.items():
+            if value is not None and not (isinstance(value, int | float)
+                                          and math.isfinite(value)):
+                raise ValueError(f"{path}: params.{name} {value!r} is not a finite number")
+        model = cls(version=str(raw.get("version", path.stem)),
+                    variance_scale_by_minutes_left=tuple(float(v) for v in table), **params)
+        if model.tail_dof is not None and not model.tail_dof > 2.0:
+            raise ValueError(f"{path}: params.tail_dof {model.tail_dof} must be > 2")
+        if not model.sigma_floor_per_sqrt_s > 0.0:
+            raise ValueError(f"{path}: params.sigma_floor_per_sqrt_s must be > 0")
+        if model.basis_sd < 0.0 or model.reference_lag_s < 0.0:
+            raise ValueError(f"{path}: params.basis_sd and reference_lag_s must be >= 0")
+        return model
+
+
+@lru_cache(maxsize=1)
+def default_model() -> FairValueModel:
+    """The versioned model the agent trades on."""
+    return FairValueModel.load(MODEL_PATH)
+
+
+def logit(p: float) -> float:
+    q = min(PROB_MAX, max(PROB_MIN, p))
+    return math.log(q / (1.0 - q))
+
+
+def blend(model_up: float, market_up: float, w_model: float, w_market: float) -> float:
+    """sigmoid(w_model * logit(model_up) + w_market * logit(market_up)), clipped."""
+    z = w_model * logit(model_up) + w_market * logit(market_up)
+    p = 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+    return min(PROB_MAX, max(PROB_MIN, p))
+
+
+def model_prob_up(log_moneyness: float, sigma_per_sqrt_s: float, tau_s: float, lag_s: float,
+                  basis_sd: float, tail_dof: float | None, variance_scale: float = 1.0) -> float:
+    """P(up) with the basis/lag allowance: variance scale * sigma^2 (tau + lag) + basis^2.
+
+    With no allowance this is ``prob_up``; with one, the outcome is uncertain even at expiry
+    (the reference, not the price we see, settles), so it is never a hard 0 or 1.
+    """
+    tau = max(0.0, tau_s)
+    var = variance_scale * sigma_per_sqrt_s * sigma_per_sqrt_s * (tau + lag_s) \
+        + basis_sd * basis_sd
+    if var <= 0.0 or sigma_per_sqrt_s <= 0.0:
+        return prob_up(log_moneyness, sigma_per_sqrt_s, tau_s, tail_dof)
+    # The same closed form at an effective time left carrying the extra variance.
+    return prob_up(log_moneyness, sigma_per_sqrt_s, var / (sigma_per_sqrt_s ** 2), tail_dof)
 
 
 def prob_up(
@@ -110,33 +224,51 @@ def ewma_sigma_per_sqrt_s(
 def estimate_fair_value(
     snapshot: MarketSnapshot,
     *,
-    sigma_floor_per_sqrt_s: float = DEFAULT_SIGMA_FLOOR_PER_SQRT_S,
-    tail_dof: float | None = DEFAULT_TAIL_DOF,
-    ewma_lambda_1m: float = DEFAULT_EWMA_LAMBDA_1M,
+    model: FairValueModel | None = None,
+    sigma_floor_per_sqrt_s: float | None = None,
+    tail_dof: float | None = None,
+    ewma_lambda_1m: float | None = None,
 ) -> FairValueEstimate | None:
-    """Fair P(up) for ``snapshot`` and each side's edge after fees at its best ask.
+    """The agent's P(up) for ``snapshot`` and each side's edge after fees at its best ask.
 
-    None when the snapshot has no usable (present and finite) price to beat: without it there
-    is no fair value and the agent must not trade.
+    ``model`` defaults to the versioned parameters; the keyword overrides replace single
+    parameters (studies and tests).  None when the snapshot has no usable (present and finite)
+    price to beat: without it there is no fair value and the agent must not trade.
     """
-    if not (sigma_floor_per_sqrt_s > 0.0 and math.isfinite(sigma_floor_per_sqrt_s)):
+    m = model if model is not None else default_model()
+    floor = m.sigma_floor_per_sqrt_s if sigma_floor_per_sqrt_s is None else sigma_floor_per_sqrt_s
+    dof = m.tail_dof if tail_dof is None else tail_dof
+    lam_1m = m.ewma_lambda_1m if ewma_lambda_1m is None else ewma_lambda_1m
+    if not (floor > 0.0 and math.isfinite(floor)):
         # A zero floor lets flat candles give sigma 0, i.e. certainty long before the close.
-        raise ValueError(f"sigma_floor_per_sqrt_s {sigma_floor_per_sqrt_s} must be finite and > 0")
+        raise ValueError(f"sigma_floor_per_sqrt_s {floor} must be finite and > 0")
     k = snapshot.price_to_beat
     if k is None or not math.isfinite(k):
         return None
     s = snapshot.price
     tau = snapshot.time_to_close_s
     candles = snapshot.candles
-    lam = ewma_lambda_1m ** (candles.interval_s / 60.0)
+    lam = lam_1m ** (candles.interval_s / 60.0)
     sigma = ewma_sigma_per_sqrt_s(
         np.asarray(candles.close, dtype=np.float64),
         candles.interval_s,
         lam,
-        sigma_floor_per_sqrt_s,
+        floor,
     )
     x = math.log(s / k)
-    fair_up = prob_up(x, sigma, tau, tail_dof)
+    # The price is as old as its stamp (a 5-minute candle's close can be minutes old): it can
+    # have moved since, as can the reference relative to it.
+    lag = max(0.0, snapshot.as_of - snapshot.price_ts) + m.reference_lag_s
+    model_up = model_prob_up(x, sigma, tau, lag, m.basis_sd, dof, m.variance_scale(tau))
+
+    market_up_mid = snapshot.up.mid if snapshot.up is not None else None
+    if market_up_mid is None and snapshot.down is not None:
+        down_mid = snapshot.down.mid
+        market_up_mid = None if down_mid is None else 1.0 - down_mid
+    fair_up, weight = model_up, 0.0
+    if market_up_mid is not None and m.blend_market_weight > 0.0 and _book_usable(snapshot, m):
+        fair_up = blend(model_up, market_up_mid, m.blend_model_weight, m.blend_market_weight)
+        weight = m.blend_market_weight
 
     fees = snapshot.fee_schedule
     up_ask = snapshot.up.ask if snapshot.up is not None else None
@@ -148,11 +280,6 @@ def estimate_fair_value(
     if down_ask is not None:
         fee_down = fees.per_share(down_ask)
         edge_down = (1.0 - fair_up) - (down_ask + fee_down)
-
-    market_up_mid = snapshot.up.mid if snapshot.up is not None else None
-    if market_up_mid is None and snapshot.down is not None:
-        down_mid = snapshot.down.mid
-        market_up_mid = None if down_mid is None else 1.0 - down_mid
 
     return FairValueEstimate(
         fair_up=fair_up,
@@ -169,4 +296,18 @@ def estimate_fair_value(
         fee_down_per_share=fee_down,
         edge_after_fees_up=edge_up,
         edge_after_fees_down=edge_down,
+        model_up=model_up,
+        market_weight=weight,
+        lag_s=lag,
+        basis_sd=m.basis_sd,
+        tail_dof=dof,
+        model_version=m.version,
     )
+
+
+def _book_usable(snapshot: MarketSnapshot, m: FairValueModel) -> bool:
+    """A two-sided Up (or Down) book no wider than the blend's limit."""
+    for book in (snapshot.up, snapshot.down):
+        if book is not None and book.bid is not None and book.ask is not None:
+            return book.ask - book.bid <= m.blend_max_spread + 1e-12
+    return False

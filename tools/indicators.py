@@ -15,6 +15,7 @@ that public-data indicators do not beat the order-book mid after fees.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -74,6 +75,27 @@ NOISE_REL = 1e-9
 _FloatArray = npt.NDArray[np.float64]
 
 
+@dataclass(frozen=True, slots=True)
+class IndicatorValues:
+    """One frame's indicator values after the last candle fed (None while warming up)."""
+
+    candles: int
+    last_close: float | None
+    rsi: float | None
+    macd: float | None
+    macd_signal: float | None
+    macd_hist: float | None
+    sma_fast: float | None
+    sma_slow: float | None
+    ema_fast: float | None
+    ema_slow: float | None
+    bb_upper: float | None
+    bb_middle: float | None
+    bb_lower: float | None
+    bb_percent_b: float | None
+    volume_ratio: float | None
+
+
 def _last(values: _FloatArray) -> float | None:
     """The last element of a TA-Lib output, or None while it is NaN (warm-up)."""
     v = float(values[-1])
@@ -90,13 +112,10 @@ def _volume_ratio(volume: _FloatArray) -> float | None:
     return last / mean_prev
 
 
-def analyse_candles(candles: Candles) -> IndicatorSignal:
-    """Indicators on ``candles.close`` (and volume when present) plus the preliminary vote."""
+def batch_values(candles: Candles) -> IndicatorValues:
+    """Every indicator by TA-Lib's batch functions on all of ``candles`` (last values)."""
     n = len(candles.close)
-    if n == 0:
-        return IndicatorSignal(candles_used=0, reasons=("no candles",))
     close = np.asarray(candles.close, dtype=np.float64)
-
     rsi = macd = macd_signal = macd_hist = None
     sma_fast = sma_slow = ema_fast = ema_slow = None
     bb_upper = bb_middle = bb_lower = bb_percent_b = None
@@ -131,9 +150,33 @@ def analyse_candles(candles: Candles) -> IndicatorSignal:
     if candles.volume is not None:
         volume_ratio = _volume_ratio(np.asarray(candles.volume, dtype=np.float64))
 
+    return IndicatorValues(
+        candles=n, last_close=float(close[-1]) if n else None, rsi=rsi, macd=macd,
+        macd_signal=macd_signal, macd_hist=macd_hist, sma_fast=sma_fast, sma_slow=sma_slow,
+        ema_fast=ema_fast, ema_slow=ema_slow, bb_upper=bb_upper, bb_middle=bb_middle,
+        bb_lower=bb_lower, bb_percent_b=bb_percent_b, volume_ratio=volume_ratio)
+
+
+def analyse_candles(candles: Candles) -> IndicatorSignal:
+    """Indicators on ``candles.close`` (and volume when present) plus the preliminary vote."""
+    if len(candles.close) == 0:
+        return IndicatorSignal(candles_used=0, reasons=("no candles",))
+    return signal_from_values(batch_values(candles))
+
+
+def signal_from_values(values: IndicatorValues, frame: IndicatorValues | None = None
+                       ) -> IndicatorSignal:
+    """The preliminary vote on one frame's values (1-minute); ``frame`` (15-minute values) is
+    reported beside it but does not vote (it adds no measured skill: see evals/forecast.py)."""
+    n = values.candles
+    rsi, macd_hist, bb_percent_b = values.rsi, values.macd_hist, values.bb_percent_b
+    ema_fast, ema_slow = values.ema_fast, values.ema_slow
+    sma_fast, sma_slow = values.sma_fast, values.sma_slow
+    volume_ratio = values.volume_ratio
+    last_close = values.last_close if values.last_close is not None else 0.0
     vote = 0.0
     reasons: list[str] = []
-    noise = NOISE_REL * abs(float(close[-1]))
+    noise = NOISE_REL * abs(float(last_close))
     if macd_hist is not None and abs(macd_hist) > noise:
         vote += W_MACD if macd_hist > 0 else -W_MACD
         reasons.append(f"macd hist {macd_hist:+.3g} {'>' if macd_hist > 0 else '<'} 0")
@@ -183,19 +226,25 @@ def analyse_candles(candles: Candles) -> IndicatorSignal:
     return IndicatorSignal(
         candles_used=n,
         rsi=rsi,
-        macd=macd,
-        macd_signal=macd_signal,
+        macd=values.macd,
+        macd_signal=values.macd_signal,
         macd_hist=macd_hist,
         sma_fast=sma_fast,
         sma_slow=sma_slow,
         ema_fast=ema_fast,
         ema_slow=ema_slow,
-        bb_upper=bb_upper,
-        bb_middle=bb_middle,
-        bb_lower=bb_lower,
+        bb_upper=values.bb_upper,
+        bb_middle=values.bb_middle,
+        bb_lower=values.bb_lower,
         bb_percent_b=bb_percent_b,
         volume_ratio=volume_ratio,
         score=score,
         signal=signal,
         reasons=tuple(reasons),
+        candles_15m=frame.candles if frame is not None else 0,
+        rsi_15m=frame.rsi if frame is not None else None,
+        macd_hist_15m=frame.macd_hist if frame is not None else None,
+        ema_fast_15m=frame.ema_fast if frame is not None else None,
+        ema_slow_15m=frame.ema_slow if frame is not None else None,
+        bb_percent_b_15m=frame.bb_percent_b if frame is not None else None,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import RetryPolicy
+from langgraph.types import CachePolicy, RetryPolicy
 
 from graphs import nodes
 from graphs.context import Context
@@ -18,6 +18,20 @@ from graphs.state import AgentInput, AgentState
 ANALYSTS = ("technical_analyst", "fair_value", "sentiment_analyst")
 # A decision that loops is a bug: end it long before it could run up a model bill.
 RECURSION_LIMIT = 25
+# Sentiment is about the window, not the tick, and live sources cost money and rate limit:
+# with a cache at compile time (the live runner passes one), it is computed once per window.
+# Longer than any window, so a window never refetches; keys of past windows just expire.
+SENTIMENT_CACHE_TTL_S = 1800
+
+
+def sentiment_cache_key(state: Any) -> str:
+    """One sentiment per market window: the window's market id.  Also called on the empty
+    state LangGraph draws the graph with, so a missing snapshot is a key, not an error (the
+    node itself then fails, and a failure is never cached)."""
+    snap = state.get("snapshot") if isinstance(state, dict) else None
+    market_id = snap.get("market_id") if isinstance(snap, dict) else getattr(
+        snap, "market_id", None)
+    return f"sentiment:{market_id}"
 
 
 def build_graph() -> StateGraph[Any, Any, Any, Any]:
@@ -28,7 +42,9 @@ def build_graph() -> StateGraph[Any, Any, Any, Any]:
     builder.set_node_defaults(retry_policy=RetryPolicy(max_attempts=2, initial_interval=0.05))
     builder.add_node("technical_analyst", nodes.technical_analyst)
     builder.add_node("fair_value", nodes.fair_value)
-    builder.add_node("sentiment_analyst", nodes.sentiment_analyst)
+    builder.add_node("sentiment_analyst", nodes.sentiment_analyst,
+                     cache_policy=CachePolicy(key_func=sentiment_cache_key,
+                                              ttl=SENTIMENT_CACHE_TTL_S))
     builder.add_node("risk_manager", nodes.risk_manager)
     builder.add_node("trader", nodes.trader)
     builder.add_node("guard", nodes.guard, retry_policy=RetryPolicy(max_attempts=1))

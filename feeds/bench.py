@@ -6,7 +6,13 @@ path (``WsFeed`` -> ``parse_trade`` -> ``TradeGate`` -> ``SnapshotStore.on_trade
 building a snapshot 10 times a second and, with ``--graph``, running the trading graph on one
 every second.  It reports throughput (msgs/s, and per CPU-second of this process), the
 latency from the exchange time ``E`` in each frame to the state update (p50/p90/p99/max),
-event-loop lag, and memory (RSS over time and peak).  Loopback only; bounded in time.
+event-loop lag, garbage-collector pauses, memory (RSS over time and peak), messages the server
+had to skip because the consumer fell 8 MB behind, and the machine's load average (on a shared
+box other work inflates every latency).  Loopback only; bounded in time.
+
+Like a long-running runner, the bench calls ``gc.freeze()`` once start-up (imports, the
+compiled graph) is done: otherwise a full collection walks the whole start-up heap and stops
+the event loop for up to ~200 ms (``--no-gc-freeze`` shows it).
 
 The server stamps ``E`` in whole milliseconds at the moment it writes a batch (as Binance
 does), so latencies carry up to 1 ms of quantisation.  The server writes raw websocket frames
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -59,8 +66,9 @@ def _frame(payload: bytes) -> bytes:
     return bytes((0x81, 126)) + struct.pack("!H", n) + payload
 
 
-def _serve(port_queue: Any, rate: float, seconds: float) -> None:
+def _serve(port_queue: Any, rate: float, seconds: float, skipped_out: Any) -> None:
     from websockets.asyncio.server import ServerConnection, serve
+    from websockets.protocol import State
 
     clock = SystemClock()
     rng = random.Random(20260101)
@@ -72,7 +80,7 @@ def _serve(port_queue: Any, rate: float, seconds: float) -> None:
         sent = 0
         trade_id = 1
         price = 100_000.0  # synthetic
-        while loop.time() - began < seconds:
+        while loop.time() - began < seconds and ws.state is State.OPEN:
             due = int((loop.time() - began) * rate) - sent
             if due > 0 and transport.get_write_buffer_size() < _SERVER_BACKLOG_BYTES:
                 stamp = int(clock.now() * 1000)
@@ -88,8 +96,11 @@ def _serve(port_queue: Any, rate: float, seconds: float) -> None:
                 sent += due
             elif due > 0:
                 sent += due  # backlogged: these messages are skipped, not queued
+                with skipped_out.get_lock():
+                    skipped_out.value += due
             await asyncio.sleep(0.001)
-        await ws.close()
+        if ws.state is State.OPEN:
+            await ws.close()
 
     async def main() -> None:
         async with serve(push, "127.0.0.1", 0, compression=None, ping_interval=None) as server:
@@ -148,6 +159,24 @@ def _loadavg() -> float:
         return float("nan")
 
 
+def _runqueue_wait_s() -> float:
+    """Time this process's main thread (the event loop) spent runnable but waiting for a CPU:
+    the share of every latency that other processes on the box, not this code, caused."""
+    try:
+        return int(Path("/proc/self/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def _steal_s() -> float:
+    """CPU time the hypervisor took from this VM, summed over cores (``steal`` in /proc/stat)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -170,6 +199,11 @@ class BenchResult:
     loop_lag_p50_ms: float
     loop_lag_p99_ms: float
     loop_lag_max_ms: float
+    # Loop lag minus the run-queue wait inside the same tick: what this process itself caused.
+    own_lag_p99_ms: float
+    own_lag_max_ms: float
+    runqueue_wait_s: float
+    steal_s: float
     snapshots: int
     snapshot_build_us: float
     graph_decisions: int
@@ -179,6 +213,12 @@ class BenchResult:
     rss_peak_mb: float
     rss_samples_mb: list[float]
     connects: int
+    # Messages the server could not write because its 8 MB send buffer was full (the
+    # consumer fell that far behind): counted here, never silently.
+    server_skipped: int
+    gc_frozen: bool
+    gc_collections: list[int]
+    gc_max_pause_ms: list[float]
     # Context: the server's own CPU, and the machine's load average before/after (a shared
     # box running other work starves both processes and inflates every latency).
     server_cpu_s: float
@@ -216,7 +256,29 @@ async def _graph_runner() -> Callable[[Any], Any] | None:
     return decide
 
 
-async def run_bench(seconds: float, rate: float, *, with_graph: bool = True) -> BenchResult:
+class GcPauses:
+    """Pauses of the cyclic garbage collector by generation (a full collection of a large
+    heap stops the event loop for tens of milliseconds: the latency tail this bench hunts)."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.max_s = [0.0, 0.0, 0.0]
+        self.total_s = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        took = time.perf_counter() - self._started
+        generation = info["generation"]
+        self.count[generation] += 1
+        self.max_s[generation] = max(self.max_s[generation], took)
+        self.total_s += took
+
+
+async def run_bench(seconds: float, rate: float, *, with_graph: bool = True,
+                    gc_freeze: bool = True) -> BenchResult:
     clock = SystemClock()
     store = SnapshotStore(clock)
     store.set_window(_bench_window(clock.now()))
@@ -224,12 +286,15 @@ async def run_bench(seconds: float, rate: float, *, with_graph: bool = True) -> 
                                           "crypto_price_api", True))
     latency = Histogram()
     lag = Histogram()
+    own_lag = Histogram()
     graph_latency = Histogram()
     now = clock.now
+    store_trade, record = store.on_trade, latency.add
 
     def on_trade(trade: Trade) -> None:
-        store.on_trade(trade)
-        latency.add(now() - trade.event_ts)
+        store_trade(trade)
+        # Stamped after the store holds the trade: exchange time to state, not to parse.
+        record(now() - trade.event_ts)
 
     decide = await _graph_runner() if with_graph else None
     if decide is not None:
@@ -241,11 +306,19 @@ async def run_bench(seconds: float, rate: float, *, with_graph: bool = True) -> 
         for _ in range(2):
             await decide(snap)
 
+    if gc_freeze:
+        # What a long-running runner does once started: move everything allocated at start-up
+        # (modules, the compiled graph, caches) out of the collector's reach, so a full
+        # collection walks only what the load allocates instead of the whole heap.
+        gc.collect()
+        gc.freeze()
+    pauses = GcPauses()
     load_before = _loadavg()
     children_cpu0 = _children_cpu_s()
     ctx = mp.get_context("spawn")
     ports = ctx.Queue()
-    server = ctx.Process(target=_serve, args=(ports, rate, seconds + 1.0), daemon=True)
+    skipped = ctx.Value("q", 0)
+    server = ctx.Process(target=_serve, args=(ports, rate, seconds + 1.0, skipped), daemon=True)
     server.start()
     try:
         port = ports.get(timeout=60)
@@ -258,9 +331,11 @@ async def run_bench(seconds: float, rate: float, *, with_graph: bool = True) -> 
 
         async def measure_lag() -> None:
             while not stop.is_set():
-                t0 = loop.time()
+                t0, waited0 = loop.time(), _runqueue_wait_s()
                 await asyncio.sleep(0.01)
-                lag.add(max(0.0, loop.time() - t0 - 0.01))
+                late = max(0.0, loop.time() - t0 - 0.01)
+                lag.add(late)
+                own_lag.add(max(0.0, late - (_runqueue_wait_s() - waited0)))
 
         async def consume() -> None:
             nonlocal snapshots, snapshot_s
@@ -291,12 +366,18 @@ async def run_bench(seconds: float, rate: float, *, with_graph: bool = True) -> 
         # Measure from the first message on: connection setup is not throughput.
         rss_start = _rss_mb()
         cpu0, t0 = _cpu_s(), loop.time()
+        waited0, steal0 = _runqueue_wait_s(), _steal_s()
         accepted0 = feed.counters.accepted
+        skipped0 = skipped.value
+        gc.callbacks.append(pauses)
         helpers = [asyncio.create_task(measure_lag()), asyncio.create_task(consume())]
         await asyncio.sleep(seconds)
         elapsed = loop.time() - t0
         cpu = _cpu_s() - cpu0
+        waited, steal = _runqueue_wait_s() - waited0, _steal_s() - steal0
         accepted = feed.counters.accepted - accepted0
+        server_skipped = skipped.value - skipped0
+        gc.callbacks.remove(pauses)
         stop.set()
         for task in (*helpers, feed_task):
             task.cancel()
@@ -306,6 +387,8 @@ async def run_bench(seconds: float, rate: float, *, with_graph: bool = True) -> 
     finally:
         server.terminate()
         server.join(5)
+        if gc_freeze:
+            gc.unfreeze()
 
     counters = feed.counters
     return BenchResult(
@@ -316,12 +399,16 @@ async def run_bench(seconds: float, rate: float, *, with_graph: bool = True) -> 
         latency_p50_ms=latency.percentile_ms(0.50), latency_p90_ms=latency.percentile_ms(0.90),
         latency_p99_ms=latency.percentile_ms(0.99), latency_max_ms=latency.max_s * 1000.0,
         loop_lag_p50_ms=lag.percentile_ms(0.50), loop_lag_p99_ms=lag.percentile_ms(0.99),
-        loop_lag_max_ms=lag.max_s * 1000.0, snapshots=snapshots,
+        loop_lag_max_ms=lag.max_s * 1000.0, own_lag_p99_ms=own_lag.percentile_ms(0.99),
+        own_lag_max_ms=own_lag.max_s * 1000.0, runqueue_wait_s=waited, steal_s=steal,
+        snapshots=snapshots,
         snapshot_build_us=snapshot_s / snapshots * 1e6 if snapshots else float("nan"),
         graph_decisions=graph_latency.n, graph_p99_ms=graph_latency.percentile_ms(0.99),
         rss_start_mb=rss_start, rss_end_mb=_rss_mb(),
         rss_peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        rss_samples_mb=rss, connects=counters.connects,
+        rss_samples_mb=rss, connects=counters.connects, server_skipped=server_skipped,
+        gc_frozen=gc_freeze, gc_collections=pauses.count,
+        gc_max_pause_ms=[round(x * 1000.0, 2) for x in pauses.max_s],
         server_cpu_s=_children_cpu_s() - children_cpu0, loadavg_before=load_before,
         loadavg_after=_loadavg(),
     )
@@ -334,17 +421,21 @@ def report(result: BenchResult) -> str:
         f"(loopback, Binance format)",
         f"  throughput   {r.throughput_msgs_s:,.0f} msgs/s accepted; {r.msgs_per_cpu_s:,.0f} msgs "
         f"per CPU-second ({r.cpu_utilisation:.0%} of one core); drops {r.dropped or 'none'}; "
-        f"connects {r.connects}",
+        f"connects {r.connects}; server skipped {r.server_skipped:,}",
         f"  E->state     p50 {r.latency_p50_ms:.1f} ms  p90 {r.latency_p90_ms:.1f} ms  "
         f"p99 {r.latency_p99_ms:.1f} ms  max {r.latency_max_ms:.1f} ms",
         f"  loop lag     p50 {r.loop_lag_p50_ms:.1f} ms  p99 {r.loop_lag_p99_ms:.1f} ms  "
-        f"max {r.loop_lag_max_ms:.1f} ms",
+        f"max {r.loop_lag_max_ms:.1f} ms; less run-queue wait: p99 {r.own_lag_p99_ms:.1f} ms  "
+        f"max {r.own_lag_max_ms:.1f} ms",
         f"  snapshots    {r.snapshots} built, {r.snapshot_build_us:.0f} us each; graph "
         f"decisions {r.graph_decisions} (p99 {r.graph_p99_ms:.1f} ms)",
+        f"  gc           {'frozen after start-up' if r.gc_frozen else 'not frozen'}; "
+        f"collections by generation {r.gc_collections}, max pause {r.gc_max_pause_ms} ms",
         f"  memory       RSS {r.rss_start_mb:.0f} MB at start, {r.rss_end_mb:.0f} MB at end, "
         f"peak {r.rss_peak_mb:.0f} MB; samples {r.rss_samples_mb}",
         f"  context      server process {r.server_cpu_s:.1f} CPU-s; load average "
-        f"{r.loadavg_before:.2f} before, {r.loadavg_after:.2f} after (cores: {os.cpu_count()})",
+        f"{r.loadavg_before:.2f} before, {r.loadavg_after:.2f} after (cores: {os.cpu_count()}); "
+        f"event loop waited {r.runqueue_wait_s:.2f} s for a CPU; VM steal {r.steal_s:.2f} CPU-s",
     ])
 
 
@@ -355,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50_000.0)
     parser.add_argument("--no-graph", action="store_true",
                         help="do not run the trading graph once a second during the load")
+    parser.add_argument("--no-gc-freeze", action="store_true",
+                        help="leave the start-up heap to the garbage collector (see gc.freeze)")
     parser.add_argument("--json", type=Path, default=None, help="also write figures as JSON")
     args = parser.parse_args(argv)
     if not (0 < args.seconds <= 600 and 0 < args.rate <= 200_000):
@@ -362,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
     from agent.logs import configure
 
     configure("WARNING")
-    result = asyncio.run(run_bench(args.seconds, args.rate, with_graph=not args.no_graph))
+    result = asyncio.run(run_bench(args.seconds, args.rate, with_graph=not args.no_graph,
+                                   gc_freeze=not args.no_gc_freeze))
     sys.stdout.write(report(result) + "\n")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

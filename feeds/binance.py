@@ -11,9 +11,9 @@ connection loop (``feeds.ws``) adds the staleness watchdog and the capped reconn
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import httpx
 
@@ -61,6 +61,7 @@ class Trade(NamedTuple):
 
 
 _INF = math.inf
+_new_tuple = tuple.__new__
 
 
 def _ms(value: Any) -> float | None:
@@ -126,8 +127,9 @@ def parse_trade(frame: str | bytes, symbol: str = BINANCE_SYMBOL) -> Trade | str
         return BAD_SIZE
     if not 0.0 <= qty < _INF:
         return BAD_SIZE
-    return Trade(trade_id, price, qty, trade_ms / 1000.0, event_ms / 1000.0,
-                 data.get("m") is True)
+    # tuple.__new__ skips the NamedTuple's Python-level __new__ (a third of a microsecond).
+    return _new_tuple(Trade, (trade_id, price, qty, trade_ms / 1000.0, event_ms / 1000.0,
+                              data.get("m") is True))
 
 
 class TradeGate:
@@ -152,9 +154,14 @@ class TradeGate:
         """Anchor the spike check before the first trade (e.g. on the backfilled close)."""
         self.jump.seed(price)
 
-    def check(self, trade: Trade) -> str | None:
+    def horizon(self) -> float:
+        """The latest exchange stamp accepted now (one clock read serves a whole batch)."""
+        return self._now() + self.max_future_s
+
+    def check(self, trade: Trade, horizon: float | None = None) -> str | None:
         """None when the trade is accepted, else the drop reason."""
-        horizon = self._now() + self.max_future_s
+        if horizon is None:
+            horizon = self._now() + self.max_future_s
         if trade.trade_ts > horizon or trade.event_ts > horizon:
             return FUTURE_TS
         last_id = self.last_id
@@ -188,26 +195,43 @@ class BinanceTradeFeed:
         # The stream name is in the URL path: reconnecting is resubscribing.
         self.ws = WsFeed(name, url, self.handle, counters=self.counters,
                          stale_after_s=stale_after_s, backoff=backoff, clock=clock,
-                         decode=False)
+                         decode=False, batch_handler=self.handle_batch)
 
     def handle(self, frame: str | bytes) -> bool:
-        parsed = parse_trade(frame, self.symbol)
-        if isinstance(parsed, str):
-            if parsed == SERVER_SHUTDOWN:
-                # Reconnect now, on our terms, rather than when the venue cuts us off.
-                self.counters.ignored += 1
-                log.info("binance_server_shutdown")
-                self.ws.recycle()
-                return False
-            self.counters.drop(parsed)
-            return False
-        reason = self.gate.check(parsed)
-        if reason is not None:
-            self.counters.drop(reason)
-            return False
-        self.counters.accepted += 1
-        self._on_trade(parsed)
-        return True
+        """One frame; True when it carried an accepted trade."""
+        return self.handle_batch((frame,))
+
+    def handle_batch(self, frames: Sequence[str | bytes]) -> bool:
+        """The frames of one read, in order; True when any carried an accepted trade.
+
+        The hot path at tens of thousands of frames a second: names bound once per batch and
+        one clock read for the future-stamp check of the whole batch (it is microseconds old
+        by the last frame, far inside the gate's 1 s tolerance).
+        """
+        symbol, on_trade, counters = self.symbol, self._on_trade, self.counters
+        check = self.gate.check
+        horizon = self.gate.horizon()
+        accepted = 0
+        for frame in frames:
+            parsed = parse_trade(frame, symbol)
+            if type(parsed) is str:
+                if parsed == SERVER_SHUTDOWN:
+                    # Reconnect now, on our terms, rather than when the venue cuts us off.
+                    counters.ignored += 1
+                    log.info("binance_server_shutdown")
+                    self.ws.recycle()
+                else:
+                    counters.drop(parsed)
+                continue
+            trade = cast(Trade, parsed)
+            reason = check(trade, horizon)
+            if reason is not None:
+                counters.drop(reason)
+                continue
+            accepted += 1
+            on_trade(trade)
+        counters.accepted += accepted
+        return accepted > 0
 
     async def run(self) -> None:
         await self.ws.run()

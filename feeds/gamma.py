@@ -26,7 +26,7 @@ from tools.fees import dated_fee_schedule
 TWAP_SETTLEMENT_FROM = 1786060800.0  # 2026-08-07T00:00:00Z
 
 
-class GammaError(Exception):
+class GammaError(ValueError):
     """Gamma answered something unusable; the message is one line saying what."""
 
 
@@ -171,18 +171,11 @@ def parse_market(data: Mapping[str, Any], series: WindowSeries = BTC_15M) -> Mar
     slug = data.get("slug")
     if not isinstance(slug, str) or not slug:
         raise GammaError("market has no slug")
-    outcomes = [str(o).strip().lower() for o in _json_list(data.get("outcomes"), "outcomes")]
-    tokens = [str(t) for t in _json_list(data.get("clobTokenIds"), "clobTokenIds")]
-    if len(outcomes) != len(tokens):
-        raise GammaError(f"{slug}: {len(outcomes)} outcomes but {len(tokens)} token ids")
-    by_label = dict(zip(outcomes, tokens, strict=True))
-    if "up" not in by_label or "down" not in by_label:
-        raise GammaError(f"{slug}: outcomes {outcomes} are not Up/Down")
-    prices: dict[str, float] = {}
-    if data.get("outcomePrices") is not None:
-        raw_prices = _json_list(data.get("outcomePrices"), "outcomePrices")
-        if len(raw_prices) == len(outcomes):
-            prices = {o: _float(p, math.nan) for o, p in zip(outcomes, raw_prices, strict=True)}
+    try:
+        by_label, raw_prices = up_down_tokens(data)
+    except GammaError as exc:
+        raise GammaError(f"{slug}: {exc}") from None
+    prices = {o: _float(p, math.nan) for o, p in raw_prices.items()}
 
     # eventStartTime is the window start; startDate is when the market was listed.
     start = parse_iso(data.get("eventStartTime"))
@@ -193,7 +186,9 @@ def parse_market(data: Mapping[str, Any], series: WindowSeries = BTC_15M) -> Mar
     if start is None or end is None or not start < end:
         raise GammaError(f"{slug}: no usable eventStartTime/endDate")
 
-    fee_rate, fee_exponent = _fees(data, start)
+    stated = stated_fees(data)
+    dated = dated_fee_schedule(start)
+    fee_rate, fee_exponent = stated if stated is not None else (dated.rate, dated.exponent)
     crypto = _json_object(data.get("cryptoMarketConfig")) or {}
     twap = crypto.get("twapEnabled")
     twap_enabled = bool(twap) if isinstance(twap, bool) else start >= TWAP_SETTLEMENT_FROM
@@ -221,17 +216,45 @@ def parse_market(data: Mapping[str, Any], series: WindowSeries = BTC_15M) -> Mar
     )
 
 
-def _fees(data: Mapping[str, Any], start_ts: float) -> tuple[float, float]:
-    if data.get("feesEnabled") is False:
-        return 0.0, 1.0
+def up_down_tokens(data: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Token ids and raw outcome prices of a Gamma market by lower-case outcome label.
+
+    Tokens are mapped by their label ("Up"/"Down"), never by position; the prices (as the
+    venue wrote them) only when there is one per outcome.  GammaError when the outcomes and
+    token ids are not an Up/Down pair.  The feeds and the live broker both read markets here.
+    """
+    outcomes = [str(o).strip().lower() for o in _json_list(data.get("outcomes"), "outcomes")]
+    tokens = [str(t) for t in _json_list(data.get("clobTokenIds"), "clobTokenIds")]
+    if len(outcomes) != len(tokens):
+        raise GammaError(f"{len(outcomes)} outcomes but {len(tokens)} token ids")
+    by_label = dict(zip(outcomes, tokens, strict=True))
+    if "up" not in by_label or "down" not in by_label:
+        raise GammaError(f"outcomes {outcomes} are not Up/Down")
+    prices: dict[str, str] = {}
+    if data.get("outcomePrices") not in (None, ""):
+        raw_prices = _json_list(data.get("outcomePrices"), "outcomePrices")
+        if len(raw_prices) == len(outcomes):
+            prices = {o: str(p) for o, p in zip(outcomes, raw_prices, strict=True)}
+    return by_label, prices
+
+
+def stated_fees(data: Mapping[str, Any]) -> tuple[float, float] | None:
+    """The taker fee (rate, exponent) a Gamma market states, or None when it states none.
+
+    A valid ``feeSchedule`` wins, even beside ``feesEnabled: false``: when the two disagree,
+    assuming the fee overstates the cost of a trade, never understates it.  Without a
+    schedule, ``feesEnabled: false`` means no fee.  None: the caller falls back to the dated
+    fee table (``tools.fees.dated_fee_schedule``).
+    """
     schedule = _json_object(data.get("feeSchedule"))
     if schedule is not None:
         rate = _float(schedule.get("rate"), math.nan)
         exponent = _float(schedule.get("exponent"), 1.0)
         if 0.0 <= rate <= 1.0 and exponent > 0:
             return rate, exponent
-    dated = dated_fee_schedule(start_ts)
-    return dated.rate, dated.exponent
+    if data.get("feesEnabled") is False:
+        return 0.0, 1.0
+    return None
 
 
 class GammaClient:

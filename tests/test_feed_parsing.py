@@ -283,7 +283,11 @@ def test_gamma_market_maps_tokens_by_label_and_uses_event_start() -> None:
 
 
 def test_gamma_fees_and_twap() -> None:
-    assert parse_market(gamma(feesEnabled=False)).fee_rate == 0.0
+    # A stated schedule wins even beside feesEnabled=false (overstating the fee is the safe
+    # mistake); without one, feesEnabled=false means no fee.
+    assert parse_market(gamma(feesEnabled=False)).fee_rate == 0.07
+    assert parse_market(gamma(feesEnabled=False, feeSchedule=None)).fee_rate == 0.0
+    assert parse_market(gamma(feeSchedule='{"rate": 0.05, "exponent": 1}')).fee_rate == 0.05
     dated = parse_market(gamma(feeSchedule=None))
     assert dated.fee_rate == dated_fee_schedule(dated.start_ts).rate
     assert parse_market(gamma(cryptoMarketConfig='{"twapEnabled": false}')).twap_enabled is False
@@ -298,6 +302,31 @@ def test_gamma_fees_and_twap() -> None:
 def test_gamma_garbage_is_a_one_line_error(bad: dict[str, object]) -> None:
     with pytest.raises(GammaError):
         parse_market(gamma(**bad))
+
+
+@pytest.mark.parametrize("over", [
+    {}, {"outcomes": '["Down", "Up"]', "clobTokenIds": json.dumps([DOWN, UP]),
+         "outcomePrices": '["0.48", "0.52"]'},
+    {"feesEnabled": False}, {"feesEnabled": False, "feeSchedule": None}, {"feeSchedule": None},
+    {"feeSchedule": '{"rate": 0.05, "exponent": 1}'}, {"outcomePrices": '["0.52"]'},
+])
+def test_feed_and_live_broker_read_a_gamma_market_alike(over: dict[str, object]) -> None:
+    """One Gamma document, two readers (the feed's MarketWindow, the live broker's MarketInfo):
+    the same tokens by label, outcome prices and taker fee."""
+    from tools.clob_venue import parse_gamma_market
+    from tools.fees import FeeSchedule
+
+    doc = gamma(**over)
+    window = parse_market(doc)
+    fallback = dated_fee_schedule(window.start_ts)
+    info = parse_gamma_market(doc, fallback_fees=fallback)
+    assert (info.up_token_id, info.down_token_id) == (window.up_token_id, window.down_token_id)
+    assert (info.up_token_id, info.down_token_id) == (UP, DOWN)
+    assert info.fee_schedule == FeeSchedule(window.fee_rate, window.fee_exponent)
+    up = None if info.up_price is None else float(info.up_price)
+    assert up == window.up_price
+    if over.get("outcomePrices") == '["0.52"]':
+        assert window.up_price is None  # one price for two outcomes: none is trusted
 
 
 def test_window_series_slugs() -> None:

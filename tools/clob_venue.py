@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from agent.logs import redact
 from agent.records import Side
-from feeds.gamma import parse_iso
+from feeds.gamma import GammaError, parse_iso, stated_fees, up_down_tokens
 from tools.fees import FeeSchedule
 
 VENUE = "polymarket-clob-v2"
@@ -121,18 +121,6 @@ class MarketInfo:
         return None  # closed but not cleanly resolved (e.g. 50/50): never guess
 
 
-def _json_list(value: Any, name: str) -> list[Any]:
-    # Gamma encodes these arrays as JSON strings; accept real lists too.
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise VenueFormatError(f"{name} is not JSON") from None
-    if not isinstance(value, list):
-        raise VenueFormatError(f"{name} is not a list")
-    return value
-
-
 def _iso_ts(value: Any) -> float | None:
     # A time without a zone is ambiguous: the live broker does not use it.
     return parse_iso(value, naive_is_utc=False)
@@ -141,22 +129,13 @@ def _iso_ts(value: Any) -> float | None:
 def parse_gamma_market(doc: Mapping[str, Any], *, fallback_fees: FeeSchedule) -> MarketInfo:
     """A Gamma ``/markets/slug/{slug}`` document as a ``MarketInfo``."""
     try:
-        labels = [str(x).strip().lower() for x in _json_list(doc.get("outcomes"), "outcomes")]
-        tokens = [str(x) for x in _json_list(doc.get("clobTokenIds"), "clobTokenIds")]
-        raw_prices = doc.get("outcomePrices")
-        prices = ([dec(str(x)) for x in _json_list(raw_prices, "outcomePrices")]
-                  if raw_prices not in (None, "") else [])
-        if len(labels) != len(tokens) or "up" not in labels or "down" not in labels:
-            raise VenueFormatError("outcomes/clobTokenIds are not an Up/Down pair")
-        by_label = dict(zip(labels, tokens, strict=True))
-        price_by_label = dict(zip(labels, prices, strict=True)) if prices else {}
-        fees = doc.get("feeSchedule")
-        if isinstance(fees, Mapping) and fees.get("rate") is not None:
-            schedule = FeeSchedule(float(fees["rate"]), float(fees.get("exponent") or 1.0))
-        elif doc.get("feesEnabled") is False:
-            schedule = FeeSchedule(0.0, 1.0)
-        else:
-            schedule = fallback_fees
+        try:
+            by_label, raw_prices = up_down_tokens(doc)
+        except GammaError as exc:
+            raise VenueFormatError(f"Gamma market: {exc}") from None
+        price_by_label = {label: dec(p) for label, p in raw_prices.items()}
+        stated = stated_fees(doc)
+        schedule = FeeSchedule(*stated) if stated is not None else fallback_fees
         return MarketInfo(
             slug=str(doc.get("slug") or ""),
             condition_id=str(doc["conditionId"]),

@@ -433,8 +433,8 @@ class AutoRunner:
 
     async def _entered_before(self, window: MarketWindow, config: RunnableConfig) -> str | None:
         """Why this window counts as entered already (journal, checkpoint), or None."""
-        intents = await asyncio.to_thread(self.journal.intents, account=self.account)
-        in_journal = any(i.market_id == window.market_id for i in intents)
+        in_journal = bool(await asyncio.to_thread(
+            self.journal.intents, account=self.account, market_id=window.market_id))
         state = await self._graph.aget_state(config)
         values = state.values if state is not None else {}
         execution = values.get("execution") if isinstance(values, dict) else None

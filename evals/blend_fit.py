@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from evals.forecast import logit_vec
 from feeds.recorded import load_dataset
 from feeds.replay import ReplayFeed
 from tools.fair_value import MODEL_PATH, FairValueModel, default_model, estimate_fair_value
@@ -129,16 +130,11 @@ def rows_for(dataset: Path, model: FairValueModel) -> dict[str, FloatArray]:
     return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
 
 
-def _logit(p: FloatArray) -> FloatArray:
-    q = np.clip(p, 0.001, 0.999)
-    return np.asarray(np.log(q / (1.0 - q)), dtype=np.float64)
-
-
 def fit_blend(rows: dict[str, FloatArray]) -> tuple[float, float]:
     """Maximum-likelihood (w_model, w_market), no intercept (symmetric in Up/Down)."""
     from evals.forecast import fit_logistic
 
-    x = np.column_stack((_logit(rows["model"]), _logit(rows["mid"])))
+    x = np.column_stack((logit_vec(rows["model"]), logit_vec(rows["mid"])))
     c = fit_logistic(x, rows["y"])
     return float(c[0]), float(c[1])
 

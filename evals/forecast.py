@@ -388,7 +388,8 @@ def fit_logistic(x: FloatArray, y: FloatArray, iterations: int = 30) -> FloatArr
     return c
 
 
-def _logit(p: FloatArray) -> FloatArray:
+def logit_vec(p: FloatArray) -> FloatArray:
+    """``tools.fair_value.logit`` elementwise (clipped to [PROB_MIN, PROB_MAX])."""
     q = np.clip(p, PROB_MIN, PROB_MAX)
     return np.asarray(np.log(q / (1.0 - q)), dtype=np.float64)
 
@@ -467,7 +468,7 @@ def run_study(path: str | Path, window_s: int = 900,
     # Fitted maps: per minutes left, 2-fold chronological cross-fitting on window halves.
     fold = np.repeat(np.arange(len(s)) >= len(s) // 2, len(m))
     ones = np.ones(rows)
-    logit_fair = _logit(study.p["fair_value"])
+    logit_fair = logit_vec(study.p["fair_value"])
     for key, design in (
         ("technical_fit", np.column_stack((ones, study.score))),
         ("fair_value_recal", np.column_stack((ones, logit_fair))),

@@ -39,6 +39,8 @@ from numpy.typing import NDArray
 from scipy import special
 
 from evals import metrics
+from evals.forecast import fit_logistic, logit_vec
+from tools.fair_value import PROB_MAX, PROB_MIN
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -50,7 +52,6 @@ FEATURES = ("rsi", "macd_hist", "ema_cross", "sma_cross", "bb_percent_b", "volum
 TRAIN_EVERY = 16
 VARIANCE_SCALE_GRID = (0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.3, 1.4,
                        1.5, 1.6)
-P_MIN, P_MAX = 0.001, 0.999
 
 
 def prob_up_var(x: FloatArray, var: FloatArray, dof: float | None) -> FloatArray:
@@ -62,12 +63,7 @@ def prob_up_var(x: FloatArray, var: FloatArray, dof: float | None) -> FloatArray
         tail = special.stdtr(dof, -z * math.sqrt(dof / (dof - 2.0)))
     p = np.where(x > 0.0, 1.0 - tail, tail)
     p = np.where(x == 0.0, 0.5, p)
-    return np.clip(p, P_MIN, P_MAX)
-
-
-def _logit(p: FloatArray) -> FloatArray:
-    q = np.clip(p, P_MIN, P_MAX)
-    return np.asarray(np.log(q / (1.0 - q)), dtype=np.float64)
+    return np.clip(p, PROB_MIN, PROB_MAX)
 
 
 def month_index(window_start: IntArray) -> IntArray:
@@ -90,8 +86,6 @@ def _choose_by_prior_months(losses: FloatArray, month: IntArray, n_months: int) 
 
 def _walk_forward_logistic(design: FloatArray, y: FloatArray, month: IntArray, n_months: int,
                            train_rows: NDArray[np.bool_]) -> tuple[FloatArray, list[list[float]]]:
-    from evals.forecast import fit_logistic
-
     out = np.full(len(y), 0.5)
     coefs: list[list[float]] = []
     for m in range(1, n_months):
@@ -197,11 +191,11 @@ def run_walk_forward(x: FloatArray, sigma: FloatArray, tau: FloatArray, y: Float
 
     train = (window_id % TRAIN_EVERY) == 0
     ones = np.ones(len(y))
-    lt = _logit(p["+tails"])
+    lt = logit_vec(p["+tails"])
     design = np.column_stack([lt] + [feats[k] for k in FEATURES])
     p["+technicals"], coefs = _walk_forward_logistic(design, y, month, n_months, train)
 
-    base_design = _logit(p["+vol"])[:, None]
+    base_design = logit_vec(p["+vol"])[:, None]
     base, _ = _walk_forward_logistic(base_design, y, month, n_months, train)
     base_brier = float(np.mean((base[scored] - y[scored]) ** 2))
     skill: dict[str, float] = {}

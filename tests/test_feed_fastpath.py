@@ -617,24 +617,3 @@ async def test_invalid_utf8_text_is_dropped_as_not_json_by_the_trade_feed() -> N
     assert [t.trade_id for t in seen] == [1, 2]
     assert feed.counters.dropped == {NOT_JSON: 1}
     assert feed.counters.connects == 1
-
-
-async def test_invalid_utf8_text_is_dropped_as_not_json_by_a_decoding_feed() -> None:
-    async def script(peer: Peer) -> None:
-        peer.protocol.send_text(b'"ok"')
-        peer.protocol.send_text(b'"\xc3\x28"')  # an invalid two-byte sequence
-        await peer.flush()
-        await hold_open(peer)
-
-    seen: list[str | bytes] = []
-
-    def handler(frame: str | bytes) -> bool:
-        seen.append(frame)
-        return True
-
-    async with PackingServer(script).running() as server:
-        feed = WsFeed("decoding", server.url, handler, clock=CLOCK)
-        async with feeding(feed.run):
-            await wait_for(lambda: feed.counters.frames == 2)
-    assert seen == ['"ok"']
-    assert feed.counters.dropped == {NOT_JSON: 1}

@@ -208,10 +208,12 @@ async def test_fragmented_message_is_reassembled() -> None:
     assert feed.counters.dropped_total == 0
 
 
-async def test_invalid_utf8_is_dropped_as_not_json_and_the_session_survives() -> None:
+@pytest.mark.parametrize("opcode", ["text", "binary"])
+async def test_invalid_utf8_is_dropped_as_not_json_and_the_session_survives(opcode: str) -> None:
     async def script(peer: Peer) -> None:
+        send = peer.protocol.send_text if opcode == "text" else peer.protocol.send_binary
         peer.protocol.send_text(b'{"n": 1}')
-        peer.protocol.send_binary(b'{"n": "\xff\xfe"}')  # not UTF-8: a decoding feed drops it
+        send(b'{"n": "\xff\xfe"}')  # not UTF-8: a decoding feed drops it, whatever the opcode
         peer.protocol.send_text(b'{"n": 2}')
         await peer.flush()
         await hold_open(peer)

@@ -750,12 +750,15 @@ class Journal:
             ).fetchall()
         return [str(r["account"]) for r in rows]
 
-    def intents(self, *, account: str) -> list[OrderIntent]:
-        """Every order intent of the account, oldest first."""
+    def intents(self, *, account: str, market_id: str | None = None) -> list[OrderIntent]:
+        """Every order intent of the account (of one market window if given), oldest first."""
+        where, args = "account = ?", [account]
+        if market_id is not None:
+            where, args = where + " AND market_id = ?", [account, market_id]
         with self._read() as cur:
             rows = cur.execute(
-                "SELECT * FROM order_intents WHERE account = ? ORDER BY created_ts, order_id",
-                (account,),
+                f"SELECT * FROM order_intents WHERE {where} ORDER BY created_ts, order_id",
+                args,
             ).fetchall()
         return [_intent(r) for r in rows]
 

@@ -47,11 +47,11 @@ bench-analysts: setup
 
 ## bench-feeds: 50,000 Binance-format trades/s for 60 s from a loopback server into the feed
 bench-feeds: setup
-	$(BIN)/python -m feeds.bench --seconds 60 --rate 50000
+	$(BIN)/python -m agent.bench.feeds --seconds 60 --rate 50000
 
 ## soak: 96 accelerated live windows against loopback fakes with faults (prints figures)
 soak: setup
-	$(BIN)/python tests/soak.py --windows 96
+	$(BIN)/python tests/support/soak.py --windows 96
 
 ## dev: LangGraph Studio on the local dev server
 dev: setup

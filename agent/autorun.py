@@ -1,6 +1,7 @@
 """The live autonomous runner: ``updown run`` without ``--replay``.
 
-One :class:`~feeds.live.LiveFeed` per configured market keeps a snapshot store current; for
+One :class:`~tools.polymarket.live_feed.LiveFeed` per configured market keeps a snapshot
+store current; for
 each market a loop follows the windows the feed discovers:
 
 * a window is taken up as soon as the feed activates it (window boundaries come from the
@@ -42,29 +43,29 @@ from typing import Any, cast
 from langchain_core.runnables import RunnableConfig
 from langgraph.cache.memory import InMemoryCache
 
-from agent.clock import Clock, SystemClock
 from agent.live import LiveSession, TradingMode
-from agent.logs import get_logger
-from agent.markets import MarketSpec, endpoints_for
-from agent.runner import DecisionSink, decision_record
-from agent.settings import Settings
 from agent.status import HealthServer, RunCounters, rss_kb, write_atomic
-from feeds.gamma import MarketWindow, WindowSeries
-from feeds.live import FeedEndpoints, FeedTimings, LiveFeed
-from feeds.snapshot import MarketSnapshot
+from core.clock import Clock, SystemClock
+from core.logs import get_logger
+from core.settings import Settings
+from core.snapshot import MarketSnapshot
+from evals.replay_runner import DecisionSink, decision_record
 from graphs.context import Context
 from graphs.graph import RECURSION_LIMIT, build_graph
 from graphs.state import AgentState
 from tools.journal import Journal, SettledPosition
+from tools.polymarket.gamma import MarketWindow, WindowSeries
+from tools.polymarket.live_feed import FeedEndpoints, FeedTimings, LiveFeed
+from tools.polymarket.markets import MarketSpec, endpoints_for
 
 log = get_logger("updown.autorun")
 
 PAPER_ACCOUNT = "paper"
 # The graph state's model types the checkpointer may rebuild (everything else is refused).
 CHECKPOINT_TYPES: tuple[tuple[str, str], ...] = (
-    ("feeds.snapshot", "MarketSnapshot"), ("feeds.snapshot", "BookTop"),
-    ("feeds.snapshot", "Candles"),
-    *(("agent.records", name) for name in (
+    ("core.snapshot", "MarketSnapshot"), ("core.snapshot", "BookTop"),
+    ("core.snapshot", "Candles"),
+    *(("core.records", name) for name in (
         "IndicatorSignal", "FairValueEstimate", "SentimentScore", "AggregatedSentiment",
         "LLMUsage", "RiskAssessment", "AIAnalysis", "TradeProposal", "TraderDecision",
         "RuleHit", "Verdict", "ExecutionReport")),
@@ -175,7 +176,7 @@ class AutoRunner:
         on_status: Callable[[dict[str, Any]], None] | None = None,
         reflector: Any = None,
     ) -> None:
-        """``reflector`` (``agent.reflection.Reflector``, REFLECTION_ENABLED): a lesson after
+        """``reflector`` (``tools.reflection.Reflector``, REFLECTION_ENABLED): a lesson after
         each settled entry, recent lessons offered to the trader (prompt text only)."""
         if not specs:
             raise RunnerError("no market to trade")
@@ -281,7 +282,7 @@ class AutoRunner:
                                                 name="updown")
             # Everything built so far (imports, graph, feeds) lives as long as the process:
             # moved out of the collector's reach, a full collection no longer walks it and
-            # stalls the loop mid-burst (measured 65-180 ms pauses at 50k msg/s, feeds.bench).
+            # stalls the loop mid-burst (measured 65-180 ms pauses at 50k msg/s, agent.bench.feeds).
             gc.collect()
             gc.freeze()
             if health is not None:
@@ -456,7 +457,7 @@ class AutoRunner:
         pending = self.journal.pending_intents(account=self.account, include_errors=True)
         if not pending:
             return True
-        from tools.reconcile import reconcile
+        from tools.polymarket.reconcile import reconcile
 
         report = await asyncio.to_thread(reconcile, self.journal, self.session.broker,
                                          account=self.account, clock=self.clock, audit=False)

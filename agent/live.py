@@ -23,17 +23,17 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agent.clock import Clock, SystemClock
-from agent.guard import GuardLimits
-from agent.logs import get_logger
-from agent.settings import Settings
 from agent.tracing import install_redacting_tracing
+from core.clock import Clock, SystemClock
+from core.guard import GuardLimits
+from core.logs import get_logger
+from core.settings import Settings
 from graphs.context import Context
-from tools.clob_broker import LiveClobBroker, StartupCheck
-from tools.clob_orders import LiveSetupError
 from tools.journal import Journal, SettledPosition
-from tools.reconcile import ReconcileReport, reconcile
-from tools.settlement import settle_resolved
+from tools.polymarket.broker import LiveClobBroker, StartupCheck
+from tools.polymarket.orders import LiveSetupError
+from tools.polymarket.reconcile import ReconcileReport, reconcile
+from tools.polymarket.settlement import settle_resolved
 
 log = get_logger("updown.live")
 
@@ -155,7 +155,7 @@ class LiveSession:
         """Settle every window of this account the venue has resolved."""
         if self.broker is None:
             raise LiveSetupError("live session not started")
-        from tools.fees import dated_fee_schedule
+        from core.fees import dated_fee_schedule
 
         broker = self.broker
         now = self.clock.now()

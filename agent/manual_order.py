@@ -25,17 +25,17 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from agent import guard
-from agent.clock import Clock
-from agent.records import ExecutionReport, RuleHit, Side, TradeProposal, Verdict
-from agent.settings import Settings
-from feeds.snapshot import BookTop, Candles, MarketSnapshot
+from core import guard
+from core.clock import Clock
+from core.fees import dated_fee_schedule
+from core.records import ExecutionReport, RuleHit, Side, TradeProposal, Verdict
+from core.settings import Settings
+from core.snapshot import BookTop, Candles, MarketSnapshot
 from graphs.context import Context
 from tools.broker import Broker
-from tools.clob_http import BOOK, ClobHttp, VenueUnavailable
-from tools.clob_venue import MarketInfo, VenueFormatError, dec, parse_gamma_market
-from tools.fees import dated_fee_schedule
 from tools.journal import Journal
+from tools.polymarket.http import BOOK, ClobHttp, VenueUnavailable
+from tools.polymarket.wire import MarketInfo, VenueFormatError, dec, parse_gamma_market
 
 WINDOW_S = 900
 MANUAL_SOURCE = "none: manual order (no BTC price read)"

@@ -4,7 +4,7 @@ Read-only: open positions (filled, not settled), settled positions with P&L, tod
 P&L against the daily loss limit (after any manual reset), orders today, the losing streak and
 cooldown, orders whose outcome is still unknown, and the last reconciliation findings.  All of
 it comes from the journal; ``updown portfolio --settle`` first asks the venue which windows
-have resolved (``tools.settlement``).
+have resolved (``tools.polymarket.settlement``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-from agent.guard import GuardLimits
-from agent.records import ExecutionReport
+from core.guard import GuardLimits
+from core.records import ExecutionReport
 from tools.journal import (
     DailyLossReset,
     Journal,

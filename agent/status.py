@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.logs import get_logger
+from core.logs import get_logger
 
 log = get_logger("updown.status")
 

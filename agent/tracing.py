@@ -4,7 +4,7 @@ LangChain/LangGraph send traces by themselves once ``LANGSMITH_TRACING`` and an 
 the environment, through one cached LangSmith client.  ``install_redacting_tracing`` replaces
 that client with one whose anonymizer runs every traced input and output through
 ``mask_secrets``: records are turned into plain data and every string passes the same
-redaction as the logs (``agent.logs.redact``: private-key-shaped hex, ``sk-`` keys, bearer
+redaction as the logs (``core.logs.redact``: private-key-shaped hex, ``sk-`` keys, bearer
 tokens; here also LangSmith/Tavily-shaped keys and the exact values of the configured
 secrets).  Secrets are not in graph state to begin with (the canary test proves it); this is
 the second line of defence.  Nothing here touches the network unless tracing is switched on.
@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.logs import MASK, redact
+from core.logs import MASK, redact
 
 _TRUE = ("1", "true", "yes", "on")
 # Node runs whose inputs and outputs are never traced (the order path).
@@ -135,7 +135,7 @@ def install_redacting_tracing(env: Mapping[str, str] | None = None,
 
     import langsmith
 
-    from agent.settings import ConfigError, load_settings
+    from core.settings import ConfigError, load_settings
 
     try:
         configured = _secret_values(load_settings())

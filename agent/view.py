@@ -10,7 +10,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from rich.live import Live
 
-    from agent.runner import DecisionEvent, ReplayReport
+    from evals.replay_runner import DecisionEvent, ReplayReport
 
 
 def _fmt(x: float | None, spec: str) -> str:

@@ -3,7 +3,8 @@
 Owns turning a dataset into a *trace*: every decision the graph made (with the agent's, the
 fair value's and the market's P(up), the guard's verdict and the order, if any) and every
 settlement, in replay order.  It adds no trading logic: each decision is
-``agent.runner.ReplayRunner`` running ``graphs.graph`` in paper mode, with ``keep_deciding`` so a
+``evals.replay_runner.ReplayRunner`` running ``graphs.graph`` in paper mode, with
+``keep_deciding`` so a
 forecast exists at every decision point (after an entry the guard refuses another by its
 ``window`` rule, exactly as in ``updown run``, which simply stops asking).
 
@@ -20,7 +21,7 @@ The only thing a chunk takes from earlier ones is the ledger the guard reads (or
 realised P&L today, the losing streak); every other node reads only the snapshot.  So chunks
 are accepted strictly in time order after *verification*: the merge rebuilds the exact ledger
 (a journal holding everything accepted so far), re-evaluates the guard
-(``agent.guard.evaluate``, the same pure function the guard node calls, with the ledger read
+(``core.guard.evaluate``, the same pure function the guard node calls, with the ledger read
 the node makes) for every decision that proposed an order, and compares the verdict with the
 one the worker got.  If every verdict is equal, the chunk is exactly what one sequential run
 would have produced: the verdict is the only ledger-dependent value in the state, and orders
@@ -44,18 +45,18 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agent.guard import GuardLimits, evaluate
-from agent.records import (
+from core.guard import GuardLimits, evaluate
+from core.records import (
     ExecutionReport,
     FairValueEstimate,
     LedgerView,
     TradeProposal,
     Verdict,
 )
-from agent.runner import DecisionEvent, ReplayRunner, SettlementEvent
-from agent.settings import Settings
+from core.settings import Settings
+from core.snapshot import MarketSnapshot
+from evals.replay_runner import DecisionEvent, ReplayRunner, SettlementEvent
 from feeds.replay import ReplayFeed
-from feeds.snapshot import MarketSnapshot
 from graphs.context import Context
 from graphs.graph import RECURSION_LIMIT
 from graphs.nodes import (
@@ -388,7 +389,7 @@ def _init_worker(dataset_dir: str, spec: ReplaySpec, progress_queue: Any) -> Non
     if _INHERITED is not None:
         feed, settings, _ = _INHERITED
     else:  # spawn start method: nothing inherited, load it here
-        from agent.settings import load_settings
+        from core.settings import load_settings
         from feeds.recorded import load_dataset
 
         feed, settings = ReplayFeed(load_dataset(dataset_dir)), load_settings()

@@ -43,7 +43,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from agent.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 from evals import metrics
 from evals.replay import (
     DecisionRow,

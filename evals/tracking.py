@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
-from agent.clock import SystemClock
+from core.clock import SystemClock
 
 err = Console(stderr=True)
 

@@ -1,2 +1,2 @@
-"""Market data: the snapshot type, recorded datasets and their replay, and the live feeds
-(Binance, Polymarket RTDS and CLOB market channel, Gamma discovery) behind the same snapshot."""
+"""Market data in, venue-neutral: the websocket connection loop, edge sanity checks, Binance
+trades and klines, candles, and recorded datasets with their no-look-ahead replay."""

@@ -17,8 +17,8 @@ from typing import Any, NamedTuple, cast
 
 import httpx
 
-from agent.clock import Clock
-from agent.logs import get_logger
+from core.clock import Clock
+from core.logs import get_logger
 from feeds.sanity import (
     BAD_PRICE,
     BAD_SIZE,

@@ -1,7 +1,7 @@
 """Replay of a recorded dataset as a stream of as-of snapshots, with no look-ahead.
 
 This module owns turning a :class:`~feeds.recorded.RecordedDataset` into the
-:class:`~feeds.snapshot.MarketSnapshot` the graph sees at time ``t``, and the settlement the
+:class:`~core.snapshot.MarketSnapshot` the graph sees at time ``t``, and the settlement the
 eval scores against.  At ``t`` it uses only price rows with ``ts <= t``, candles with
 ``close_ts <= t`` and the market's latest book row with ``ts <= t``.
 
@@ -30,10 +30,10 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from core.fees import dated_fee_schedule
+from core.snapshot import BookTop, MarketSnapshot
+from feeds.candles import CandleSeries, build_candles
 from feeds.recorded import BookSeries, Outcome, PriceSeries, RecordedDataset, RecordedMarket
-from feeds.snapshot import BookTop, MarketSnapshot
-from tools.candles import CandleSeries, build_candles
-from tools.fees import dated_fee_schedule
 
 SKIP_NO_PRICE_PATH = "no_price_path"
 SKIP_NO_PRICE_AT_START = "no_price_at_start"

@@ -60,8 +60,8 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import Event, State
 from websockets.typing import Data
 
-from agent.clock import Clock
-from agent.logs import get_logger
+from core.clock import Clock
+from core.logs import get_logger
 from feeds.sanity import NOT_JSON
 
 log = get_logger("updown.feeds")

@@ -23,7 +23,7 @@ class Context:
     run_id: str | None = None
     # tools.broker.Broker; None means a paper broker filling against the snapshot's book.
     broker: Any = None
-    # agent.clock.Clock; None means the snapshot's as_of is "now" (pure replay semantics).
+    # core.clock.Clock; None means the snapshot's as_of is "now" (pure replay semantics).
     clock: Any = None
     # Object with score(as_of) -> AggregatedSentiment; None means the embedded recorded corpus.
     sentiment: Any = None
@@ -34,6 +34,6 @@ class Context:
     use_llm: bool | None = None
     # Kill-switch file; None means settings.stop_file.
     stop_file: str | None = None
-    # Object with lessons_for(account, as_of) -> [(tag, lesson)] (agent.reflection.Reflector):
+    # Object with lessons_for(account, as_of) -> [(tag, lesson)] (tools.reflection.Reflector):
     # notes from earlier settled windows offered to the trader; None offers none.
     lessons: Any = None

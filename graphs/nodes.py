@@ -13,9 +13,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent import guard as guard_rules
-from agent import llm, policy
-from agent.records import (
+from core import guard as guard_rules
+from core import policy
+from core.records import (
     AggregatedSentiment,
     AIAnalysis,
     ExecutionReport,
@@ -27,10 +27,11 @@ from agent.records import (
     TradeProposal,
     TraderDecision,
 )
-from agent.settings import Settings, default_settings
-from feeds.snapshot import MarketSnapshot
+from core.settings import Settings, default_settings
+from core.snapshot import MarketSnapshot
 from graphs.context import Context
 from graphs.state import AgentState
+from tools import llm
 from tools.fair_value import estimate_fair_value
 from tools.indicators_stream import TechnicalAnalyst
 from tools.paper_broker import PaperBroker

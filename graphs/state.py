@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NotRequired, TypedDict
 
-from agent.records import (
+from core.records import (
     AggregatedSentiment,
     ExecutionReport,
     FairValueEstimate,
@@ -13,7 +13,7 @@ from agent.records import (
     TraderDecision,
     Verdict,
 )
-from feeds.snapshot import MarketSnapshot
+from core.snapshot import MarketSnapshot
 
 
 class AgentInput(TypedDict):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from feeds.snapshot import BookTop, Candles, MarketSnapshot
+from core.snapshot import BookTop, Candles, MarketSnapshot
 
 
 def synthetic_snapshot(**overrides: Any) -> MarketSnapshot:
@@ -37,7 +37,7 @@ def tradable_snapshot() -> MarketSnapshot:
     """The first real recorded decision point the guard approves under replay limits."""
     import asyncio
 
-    from agent.guard import GuardLimits
+    from core.guard import GuardLimits
     from feeds.recorded import EMBEDDED_DATASET_DIR, load_dataset
     from feeds.replay import ReplayFeed
     from graphs.context import Context

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from agent.records import ExecutionReport, Side
-from feeds.snapshot import MarketSnapshot
+from core.records import ExecutionReport, Side
+from core.snapshot import MarketSnapshot
 
 
 class Broker(Protocol):

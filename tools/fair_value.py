@@ -23,8 +23,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
-from agent.records import FairValueEstimate
-from feeds.snapshot import MarketSnapshot
+from core.records import FairValueEstimate
+from core.snapshot import MarketSnapshot
 
 # RiskMetrics' 0.94 on 1-minute returns: half-life ln(0.5)/ln(0.94) ~ 11 minutes, about one
 # window, so the estimate follows the current regime without resting on a handful of returns.

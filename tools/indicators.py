@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 import talib
 
-from agent.records import Direction, IndicatorSignal
-from feeds.snapshot import Candles
+from core.records import Direction, IndicatorSignal
+from core.snapshot import Candles
 
 RSI_PERIOD = 14
 RSI_OVERBOUGHT = 70.0

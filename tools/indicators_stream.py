@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from agent.records import IndicatorSignal
-from feeds.snapshot import Candles
+from core.records import IndicatorSignal
+from core.snapshot import Candles
 from tools import indicators as ind
 from tools.indicators import IndicatorValues
 

@@ -54,8 +54,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from agent.clock import SystemClock
-from agent.records import ExecutionReport, LedgerView, Side
+from core.clock import SystemClock
+from core.records import ExecutionReport, LedgerView, Side
 
 SCHEMA_VERSION = 2
 

@@ -30,8 +30,8 @@ import math
 from decimal import ROUND_DOWN, Decimal
 from typing import Literal
 
-from agent.records import ExecutionReport, Side
-from feeds.snapshot import MarketSnapshot
+from core.records import ExecutionReport, Side
+from core.snapshot import MarketSnapshot
 
 FillMode = Literal["FOK", "FAK"]
 

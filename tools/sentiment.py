@@ -54,7 +54,7 @@ from typing import Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from agent.records import AggregatedSentiment, SentimentScore
+from core.records import AggregatedSentiment, SentimentScore
 
 DEFAULT_FAMILIES: tuple[str, ...] = ("news", "reddit")
 DEFAULT_LOOKBACK_S = 6 * 3600.0

@@ -37,9 +37,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agent.clock import Clock, SystemClock
-from agent.records import AggregatedSentiment
-from agent.settings import Settings
+from core.clock import Clock, SystemClock
+from core.records import AggregatedSentiment
+from core.settings import Settings
 from tools.sentiment import (
     PolarityAnalyzer,
     TextCorpus,

@@ -1,0 +1,1 @@
+"""Benchmarks (``updown bench --suite ...``).  Timing lives here, never in tests."""

@@ -1,0 +1,1 @@
+"""The ``updown`` command line: one app, one error path, every subcommand registered here."""

@@ -1,0 +1,191 @@
+"""Configuration from the environment and ``.env``; secrets are ``SecretStr`` and stay there.
+
+Every endpoint is a setting with the venue's public default, so tests point them at loopback.
+``load_settings`` turns a validation failure into one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+SentimentSource = Literal["recorded", "tavily", "twitter", "reddit"]
+_SUBREDDIT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{1,20}")
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- mode and venue credentials (used only inside the live broker) ---
+    polymarket_mode: Literal["paper", "live"] = "paper"
+    polymarket_private_key: SecretStr | None = None
+    polymarket_api_key: SecretStr | None = None
+    polymarket_api_secret: SecretStr | None = None
+    polymarket_api_passphrase: SecretStr | None = None
+    polymarket_signature_type: int = Field(default=0, ge=0, le=3)
+    polymarket_funder: str | None = None
+    live_confirm: str | None = None
+
+    # --- live execution (tools/polymarket/broker.py) ---
+    polymarket_chain_id: int = 137
+    # Market buys are FOK (all or nothing) unless FAK (fill what the book has) is chosen.
+    polymarket_order_type: Literal["FOK", "FAK"] = "FOK"
+    # Read timeout of the one POST of an order; after it the outcome is looked up, never resent.
+    polymarket_order_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # How long the broker keeps looking an unknown outcome up before leaving it to reconciliation.
+    polymarket_lookup_timeout_s: float = Field(default=10.0, gt=0, le=60)
+
+    # --- endpoints ---
+    polymarket_gamma_url: str = "https://gamma-api.polymarket.com"
+    polymarket_clob_url: str = "https://clob.polymarket.com"
+    polymarket_rtds_url: str = "wss://ws-live-data.polymarket.com"
+    polymarket_clob_ws_url: str = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+    binance_ws_url: str = "wss://stream.binance.com:9443/ws/btcusdt@trade"
+    binance_rest_url: str = "https://api.binance.com"
+    # Undocumented endpoint that states a window's price to beat (openPrice); fallible.
+    polymarket_crypto_price_url: str = "https://polymarket.com/api/crypto/crypto-price"
+
+    # --- models ---
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4o-mini"
+    openai_base_url: str | None = None
+    openai_timeout_s: float = Field(default=20.0, gt=0, le=300)
+    openai_max_retries: int = Field(default=1, ge=0, le=5)
+    # After a traded window settles, write a short lesson and offer the last few to the
+    # trader (`updown run` only; evals never reflect, so they stay reproducible).
+    reflection_enabled: bool = False
+    reflection_lessons: int = Field(default=3, ge=0, le=10)
+
+    # --- sentiment ---
+    sentiment_enabled: bool = True
+    # Comma-separated in the environment: "recorded,tavily,twitter,reddit".
+    sentiment_sources: Annotated[tuple[SentimentSource, ...], NoDecode] = (
+        "recorded", "tavily", "twitter", "reddit",
+    )
+    sentiment_lookback_s: float = Field(default=6 * 3600.0, gt=0)
+    twitter_bearer_token: SecretStr | None = None
+    reddit_client_id: SecretStr | None = None
+    reddit_client_secret: SecretStr | None = None
+    reddit_user_agent: str = "updown/0.1"
+    # Comma-separated in the environment: "Bitcoin,CryptoCurrency" (names without "r/").
+    reddit_subreddits: Annotated[tuple[str, ...], NoDecode] = ("Bitcoin", "CryptoCurrency")
+    tavily_api_key: SecretStr | None = None
+    # Tavily deep research (one task per 15-minute window, read in the next one): costs credits.
+    tavily_research: bool = False
+    # Whole-fetch budget per live source and window (all sources are fetched in parallel).
+    sentiment_fetch_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # Live sentiment endpoints (tests point them at loopback).
+    tavily_api_url: str = "https://api.tavily.com"
+    twitter_api_url: str = "https://api.twitter.com"
+    reddit_oauth_url: str = "https://oauth.reddit.com"
+    reddit_url: str = "https://www.reddit.com"
+
+    # --- trading limits (the guard's; no model output can change them) ---
+    min_confidence_threshold: int = Field(default=70, ge=0, le=100)
+    max_position_size: float = Field(default=100.0, gt=0, le=1_000_000)
+    risk_level: Literal["low", "medium", "high"] = "medium"
+    min_edge: float = Field(default=0.02, ge=0, le=1)
+    max_slippage: float = Field(default=0.02, ge=0, le=0.2)
+    max_price_age_s: float = Field(default=2.0, gt=0)
+    max_book_age_s: float = Field(default=5.0, gt=0)
+    max_reference_gap_pct: float = Field(default=0.5, gt=0)
+    no_entry_first_s: float = Field(default=30.0, ge=0)
+    no_entry_last_s: float = Field(default=60.0, ge=0)
+    max_orders_per_day: int = Field(default=24, ge=0)
+    daily_loss_limit: float = Field(default=250.0, ge=0)
+    max_consecutive_losses: int = Field(default=4, ge=1)
+    loss_cooldown_s: float = Field(default=3600.0, ge=0)
+    require_verified_price_to_beat: bool = True
+    stop_file: Path = Path("STOP")
+
+    # --- runner and records ---
+    decision_cadence_s: float = Field(default=30.0, gt=0)
+    # Decide before the next cadence tick when the price moved this much (percent) since the
+    # window's last decision.
+    large_move_pct: float = Field(default=0.1, gt=0)
+    # Live runner: which series to trade, comma-separated "<asset>-<length>" (btc-15m,eth-5m).
+    markets: str = "btc-15m"
+    # LangGraph SQLite checkpoints of the live runner: one thread per window (Studio, replay).
+    checkpoint_path: Path = Path("updown-checkpoints.db")
+    # Live runner status (JSON, atomically replaced); empty = none.
+    status_path: str = "logs/status.json"
+    # Loopback health endpoint of the live runner (GET /health); 0 = off.
+    status_port: int = Field(default=0, ge=0, le=65535)
+    journal_path: Path = Path("updown.db")
+    ai_decision_log_path: Path = Path("logs/decisions.jsonl")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = False
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("sentiment_sources", mode="before")
+    @classmethod
+    def _split(cls, v: object) -> object:
+        if isinstance(v, str):
+            return tuple(p.strip().lower() for p in v.split(",") if p.strip())
+        return v
+
+    @field_validator("reddit_subreddits", mode="before")
+    @classmethod
+    def _subreddits(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = tuple(p.strip().removeprefix("r/") for p in v.split(",") if p.strip())
+        if isinstance(v, list | tuple):
+            if not v:
+                raise ValueError("at least one subreddit is needed")
+            for name in v:
+                # Reddit's own name rule; it also keeps the listing path free of injection.
+                if not isinstance(name, str) or not _SUBREDDIT_RE.fullmatch(name):
+                    raise ValueError(f"not a subreddit name: {name!r}")
+        return v
+
+    @property
+    def llm_enabled(self) -> bool:
+        return self.openai_api_key is not None and bool(self.openai_api_key.get_secret_value())
+
+
+_SECRET_FIELDS = frozenset(
+    name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
+)
+
+
+def _one_line(err: ValidationError) -> str:
+    first = err.errors()[0]
+    name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+    value = first.get("input")
+    # Never echo a secret's value, even a malformed one.
+    secret = name.lower() in _SECRET_FIELDS
+    shown = "" if isinstance(value, dict) or secret else f" (got {value!r})"
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"invalid setting {name}: {first['msg']}{shown}{more}"
+
+
+def load_settings(env_file: str | Path | None = ".env") -> Settings:
+    """Read and validate settings; raises ConfigError with one line naming the bad variable."""
+    try:
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as err:
+        raise ConfigError(_one_line(err)) from None
+    except SettingsError as err:  # a value the source could not even parse
+        raise ConfigError(f"invalid setting: {err}") from None
+
+
+@lru_cache(maxsize=1)
+def default_settings() -> Settings:
+    """Settings for contexts that cannot be handed them (Studio); cached once per process."""
+    return load_settings()

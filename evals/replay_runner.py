@@ -1,0 +1,294 @@
+"""The autonomous loop over recorded markets: window clock -> snapshot -> graph -> journal.
+
+Windows are replayed in time order; inside each, the graph decides at the configured cadence
+until an entry or the window's end, then the window is settled from the recorded outcome.
+The replay clock is the only time the graph sees, so nothing after a decision time leaks in.
+
+Decisions and settlements of all windows run on one timeline (time order; a settlement before
+a decision at the same instant), so windows that overlap (5-minute markets inside a 15-minute
+one) replay correctly; for back-to-back windows this is simply one window after the other.
+
+The offline eval drives this same loop with a few options: ``keep_deciding`` (score a
+forecast at every decision point; the guard's ``window`` rule then refuses further entries),
+a subset of ``markets`` and a given ``account`` (to continue a journal it seeded),
+``on_settlement`` to observe settlements, an injected ``chat_model``, and
+``journal_decisions=False`` (it keeps its own record of each decision).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+from core.clock import ReplayClock
+from core.guard import GuardLimits
+from core.logs import get_logger
+from core.settings import Settings
+from core.snapshot import MarketSnapshot
+from feeds.recorded import Outcome, RecordedMarket
+from feeds.replay import ReplayFeed
+from graphs.context import Context
+from graphs.graph import RECURSION_LIMIT, build_graph
+from graphs.nodes import embedded_sentiment
+from graphs.state import AgentState
+from tools.decision_log import DecisionLog
+from tools.journal import Journal, RunSummary, SettledPosition
+
+log = get_logger("updown.runner")
+
+
+def decision_record(state: AgentState) -> dict[str, Any]:
+    """The decision with its full context as JSON-ready data (candles summarised, not copied)."""
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        if isinstance(value, MarketSnapshot):
+            snap = value
+            out["snapshot"] = snap.model_dump(mode="json", exclude={"candles"})
+            out["snapshot"]["candles"] = {
+                "count": len(snap.candles), "interval_s": snap.candles.interval_s,
+                "last_close_ts": snap.candles.close_ts[-1] if len(snap.candles) else None,
+            }
+        elif hasattr(value, "model_dump"):
+            out[key] = value.model_dump(mode="json")
+        else:
+            out[key] = value
+    return out
+
+
+class DecisionSink(Protocol):
+    """Where each decision record goes (``tools.decision_log.DecisionLog`` or a stand-in)."""
+
+    def append(self, record: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionEvent:
+    """What the terminal view shows after each decision."""
+
+    window_index: int
+    windows: int
+    state: AgentState
+    # Wall time of the decision: snapshot build plus the whole graph.
+    latency_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementEvent:
+    """A window closed: its outcome (None = undeterminable) and the positions it settled."""
+
+    market: RecordedMarket
+    outcome: Outcome | None
+    outcome_verified: bool
+    settled_ts: float
+    positions: tuple[SettledPosition, ...]
+
+
+@dataclass
+class ReplayReport:
+    run_id: str
+    account: str
+    dataset: str
+    windows: int
+    skipped: dict[str, int]
+    decisions: int
+    decided_by: Counter[str]
+    llm_calls: int
+    summary: RunSummary
+    unsettled: list[str] = field(default_factory=list)
+
+
+class ReplayRunner:
+    """Replays a recorded dataset through the one trading graph in paper mode."""
+
+    def __init__(
+        self,
+        feed: ReplayFeed,
+        settings: Settings,
+        *,
+        journal: Journal,
+        decision_log: DecisionLog | DecisionSink | None,
+        cadence_s: float,
+        speed: float = 0.0,
+        use_llm: bool | None = None,
+        observer: Callable[[DecisionEvent], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        keep_deciding: bool = False,
+        markets: Sequence[RecordedMarket] | None = None,
+        account: str | None = None,
+        stop_file: str | None = None,
+        on_settlement: Callable[[SettlementEvent], None] | None = None,
+        chat_model: Any = None,
+        journal_decisions: bool = True,
+        reflector: Any = None,
+    ) -> None:
+        """``keep_deciding``: decide at every decision time even after a window's entry (the
+        guard refuses a second entry), so every decision point has a forecast to score.
+        ``markets``: replay only these windows of the feed (default: all).  ``account``: the
+        journal account to trade (default ``replay:<run id>``, a fresh ledger per run).
+        ``stop_file``: kill-switch path (default from settings).  ``decision_log`` None
+        writes no JSONL log.  ``chat_model``: the
+        model the risk manager and trader ask (default: built from settings).
+        ``journal_decisions`` False leaves decision rows out of the journal (orders, executions
+        and settlements, all the guard reads, are still journaled): for the offline eval,
+        which keeps its own record of every decision.  ``reflector``
+        (``tools.reflection.Reflector``, only `updown run` with REFLECTION_ENABLED): writes a
+        lesson after each settled entry and offers recent ones to the trader."""
+        self.feed = feed
+        self.settings = settings
+        self.journal = journal
+        self.decision_log = decision_log
+        self.cadence_s = cadence_s
+        self.speed = speed
+        self.use_llm = settings.llm_enabled if use_llm is None else use_llm
+        self.observer = observer
+        self._sleep = sleep
+        self.keep_deciding = keep_deciding
+        self.markets = tuple(feed.markets if markets is None else markets)
+        self.account = account
+        self.stop_file = stop_file
+        self.on_settlement = on_settlement
+        self.chat_model = chat_model
+        self.journal_decisions = journal_decisions
+        self.reflector = reflector
+        # Replays are paper by construction.  Recorded prices to beat are derived from the
+        # exchange path, never the venue's reference, so the verified-reference rule is relaxed
+        # here (and only here); the live guard always enforces it.
+        self.limits = GuardLimits.from_settings(
+            settings, mode="paper", require_verified_price_to_beat=False
+        )
+        self.graph = build_graph().compile(name="updown")
+
+    def run(self) -> ReplayReport:
+        return asyncio.run(self.arun())
+
+    def _timeline(self) -> list[tuple[float, int, int]]:
+        """(time, kind, window) in replay order: kind 0 settles the window, 1 decides in it.
+
+        Sorting puts a settlement before a decision at the same instant (the outcome is known
+        at the close) and keeps each window's own decisions in time order."""
+        events: list[tuple[float, int, int]] = []
+        for index, market in enumerate(self.markets):
+            events.extend((t, 1, index) for t in self.feed.decision_times(market, self.cadence_s))
+            events.append((market.end_ts, 0, index))
+        events.sort()
+        return events
+
+    async def arun(self) -> ReplayReport:
+        markets = self.markets
+        first = markets[0].start_ts if markets else 0.0
+        clock = ReplayClock(first)
+        run_id = self.journal.start_run(
+            account="replay", mode="paper", dataset=self.feed.dataset.name,
+            config={"cadence_s": self.cadence_s, "limits": _limits_json(self.limits),
+                    "use_llm": self.use_llm, "model": self.settings.openai_model,
+                    "risk_appetite": self.settings.risk_level,
+                    "keep_deciding": self.keep_deciding,
+                    "journal_decisions": self.journal_decisions},
+        )
+        account = self.account or f"replay:{run_id}"
+        ctx = Context(account=account, limits=self.limits, risk_appetite=self.settings.risk_level,
+                      journal=self.journal, run_id=run_id, clock=clock, use_llm=self.use_llm,
+                      stop_file=self.stop_file, trader_model=self.chat_model,
+                      risk_model=self.chat_model,
+                      # Replays score the recorded corpus only: live sources would see the
+                      # present, not the recorded past.
+                      sentiment=embedded_sentiment(), lessons=self.reflector)
+        decided_by: Counter[str] = Counter()
+        llm_calls = decisions = 0
+        entered: set[int] = set()
+        for t, kind, index in self._timeline():
+            market = markets[index]
+            if kind == 0:
+                clock.advance_to(max(clock.now(), t))
+                settled = self._settle(market, account, clock.now())
+                if self.reflector is not None and settled is not None:
+                    await self.reflector.on_settled(settled, journal=self.journal)
+                continue
+            if index in entered and not self.keep_deciding:
+                continue  # one entry per window: nothing more to decide here
+            self._pace(clock.now(), t)
+            clock.advance_to(t)
+            started = time.perf_counter()
+            state = await self._decide(market, t, ctx, run_id)
+            latency_s = time.perf_counter() - started
+            decisions += 1
+            decided_by[state["trader"].decided_by] += 1
+            llm_calls += sum(1 for rec in (state["risk"], state["trader"])
+                             if rec.llm_usage is not None)
+            verdict = state["verdict"]
+            if self.journal_decisions or self.decision_log is not None:
+                record = decision_record(state)
+                if self.journal_decisions:
+                    self.journal.record_decision(
+                        run_id=run_id, decision_id=state["decision_id"],
+                        market_id=market.market_id, as_of=t,
+                        decided_by=state["trader"].decided_by,
+                        decision=state["trader"].analysis.decision, approved=verdict.approved,
+                        rules_fired=[h.rule for h in verdict.rules_fired if h.action == "reject"],
+                        record=record)
+                if self.decision_log is not None:
+                    self.decision_log.append(record)
+            execution = state.get("execution")
+            log.info("decision", decision_id=state["decision_id"],
+                     market_id=market.market_id, as_of=t,
+                     decided_by=state["trader"].decided_by,
+                     decision=state["trader"].analysis.decision,
+                     confidence=state["trader"].analysis.confidence,
+                     approved=verdict.approved,
+                     rules_fired=[h.rule for h in verdict.rules_fired],
+                     execution=execution.status if execution else None)
+            if self.observer is not None:
+                self.observer(DecisionEvent(index, len(markets), state, latency_s))
+            if execution is not None and execution.status == "filled":
+                entered.add(index)
+        self.journal.finish_run(run_id, ended_ts=clock.now())
+        return ReplayReport(
+            run_id=run_id, account=account, dataset=self.feed.dataset.name,
+            windows=len(markets), skipped=dict(self.feed.skipped), decisions=decisions,
+            decided_by=decided_by, llm_calls=llm_calls,
+            summary=self.journal.summary(run_id=run_id),
+            unsettled=self.journal.unsettled_markets(account=account),
+        )
+
+    async def _decide(self, market: RecordedMarket, t: float, ctx: Context, run_id: str
+                      ) -> AgentState:
+        snapshot = self.feed.snapshot_at(market, t)
+        # Unique across runs sharing a journal; readable as window@time.
+        decision_id = f"{market.market_id}@{t:.0f}/{run_id[:12]}"
+        out = await self.graph.ainvoke(
+            {"snapshot": snapshot, "decision_id": decision_id}, context=ctx,
+            config={"recursion_limit": RECURSION_LIMIT},
+        )
+        return cast(AgentState, out)
+
+    def _settle(self, market: RecordedMarket, account: str, now: float
+                ) -> SettlementEvent | None:
+        outcome, verified = self.feed.settlement(market)
+        if outcome is None:
+            log.warning("settlement_unknown", market_id=market.market_id)
+            if self.on_settlement is not None:
+                self.on_settlement(SettlementEvent(market, None, False, now, ()))
+            return None
+        settled = self.journal.record_settlement(account=account, market_id=market.market_id,
+                                                 outcome=outcome, outcome_verified=verified,
+                                                 settled_ts=now)
+        event = SettlementEvent(market, outcome, verified, now, tuple(settled))
+        if self.on_settlement is not None:
+            self.on_settlement(event)
+        log.info("settlement", market_id=market.market_id, outcome=outcome,
+                 outcome_verified=verified, positions=len(settled),
+                 pnl_usd=round(sum(p.pnl_usd for p in settled), 6))
+        return event
+
+    def _pace(self, now: float, t: float) -> None:
+        """At --speed X, wait (t - now) / X real seconds; speed 0 replays as fast as it can."""
+        if self.speed > 0 and t > now:
+            self._sleep((t - now) / self.speed)
+
+
+def _limits_json(limits: GuardLimits) -> dict[str, object]:
+    return {k: getattr(limits, k) for k in limits.__dataclass_fields__}

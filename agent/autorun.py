@@ -46,6 +46,7 @@ from langgraph.cache.memory import InMemoryCache
 from agent.live import LiveSession, TradingMode
 from agent.status import HealthServer, RunCounters, rss_kb, write_atomic
 from core.clock import Clock, SystemClock
+from core.errors import UserError
 from core.logs import get_logger
 from core.settings import Settings
 from core.snapshot import MarketSnapshot
@@ -72,7 +73,7 @@ CHECKPOINT_TYPES: tuple[tuple[str, str], ...] = (
 )
 
 
-class RunnerError(Exception):
+class RunnerError(UserError):
     """The runner cannot go on; one line for the user."""
 
 

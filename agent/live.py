@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from agent.tracing import install_redacting_tracing
 from core.clock import Clock, SystemClock
+from core.errors import UserError
 from core.guard import GuardLimits
 from core.logs import get_logger
 from core.settings import Settings
@@ -40,7 +41,7 @@ log = get_logger("updown.live")
 CONFIRM_PHRASE = "trade real money"
 
 
-class LiveOptInError(Exception):
+class LiveOptInError(UserError):
     """Live trading was asked for without everything it needs; one line for the user."""
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from core import guard
 from core.clock import Clock
+from core.errors import UserError
 from core.fees import dated_fee_schedule
 from core.records import ExecutionReport, RuleHit, Side, TradeProposal, Verdict
 from core.settings import Settings
@@ -44,7 +45,7 @@ NO_BTC_PRICE = 1.0
 DAY_S = 86400.0
 
 
-class ManualOrderError(Exception):
+class ManualOrderError(UserError):
     """The manual order cannot be evaluated (no market, no book ...): one line for the user."""
 
 

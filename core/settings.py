@@ -15,11 +15,13 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from core.errors import UserError
+
 SentimentSource = Literal["recorded", "tavily", "twitter", "reddit"]
 _SUBREDDIT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{1,20}")
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """A setting is missing or invalid; the message is one line naming it."""
 
 

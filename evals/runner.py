@@ -43,6 +43,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from core.errors import UserError
 from core.settings import Settings, load_settings
 from evals import metrics
 from evals.replay import (
@@ -61,7 +62,7 @@ TraderMode = Literal["auto", "quant", "llm"]
 FORECASTERS = ("agent", "market", "fair_value", "coin_flip")
 
 
-class EvalInputError(Exception):
+class EvalInputError(UserError):
     """The eval cannot run as asked (e.g. no replayable window); one line for the user."""
 
 

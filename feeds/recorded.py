@@ -46,6 +46,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from core.errors import UserError
+
 Outcome = Literal["up", "down"]
 FloatArray = NDArray[np.float64]
 ObjectArray = NDArray[np.object_]
@@ -64,7 +66,7 @@ _TEXT_COLUMNS = frozenset({"market_id", "asset", "outcome", "source"})
 _FIELD_COUNT_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """The dataset is missing or malformed; the message is one line naming file and row."""
 
 

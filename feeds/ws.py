@@ -61,6 +61,7 @@ from websockets.protocol import Event, State
 from websockets.typing import Data
 
 from core.clock import Clock
+from core.errors import UserError
 from core.logs import get_logger
 from feeds.sanity import NOT_JSON
 
@@ -76,7 +77,7 @@ _HISTORY = 512
 # for more than a few milliseconds.
 _SLICE = 256
 
-class FeedConfigError(Exception):
+class FeedConfigError(UserError):
     """The endpoint cannot work at all (malformed URL): retrying would not help."""
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import httpx
 
 from core.clock import Clock
+from core.errors import UserError
 from core.logs import get_logger
 from core.snapshot import MarketSnapshot
 from feeds.binance import BinanceTradeFeed, KlinesError, fetch_klines
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 log = get_logger("updown.feeds.live")
 
 
-class FeedError(Exception):
+class FeedError(UserError):
     """The live feed cannot run; the message is one line a user can act on."""
 
 

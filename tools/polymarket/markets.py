@@ -15,13 +15,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from core.errors import UserError
 from tools.polymarket.gamma import ASSETS, WindowSeries, series_for
 from tools.polymarket.live_feed import FeedEndpoints
 
 _SPEC_RE = re.compile(r"([a-z]+)-(\d+)([sm])(?::([a-z0-9_]+))?")
 
 
-class MarketSpecError(ValueError):
+class MarketSpecError(UserError, ValueError):
     """A market spec that cannot be traded; the message is one line naming it."""
 
 

@@ -25,6 +25,7 @@ from py_clob_client_v2.clob_types import ApiCreds, CreateOrderOptions
 from py_clob_client_v2.config import get_contract_config
 from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
 
+from core.errors import UserError
 from tools.polymarket.wire import BASE_UNITS, BuyTerms, tick_string
 
 EXCHANGE_DOMAIN_NAME = "Polymarket CTF Exchange"
@@ -43,7 +44,7 @@ _ORDER_TYPEHASH = keccak(text=_ORDER_TYPE)
 SIDE_BUY = 0
 
 
-class LiveSetupError(Exception):
+class LiveSetupError(UserError):
     """Live trading cannot start (bad key, credentials, balance, allowance, venue version)."""
 
 

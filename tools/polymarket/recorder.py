@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from core.clock import Clock
+from core.errors import UserError
 from feeds.binance import KLINE_SOURCE, PRICE_SOURCE
 from feeds.ws import public_url
 from tools.polymarket.gamma import MarketWindow, iso_z
@@ -47,7 +48,7 @@ _DATASET_FILES = ("markets.csv", "prices.csv", "book.csv", "markets.csv.gz", "pr
                   "book.csv.gz")
 
 
-class RecordError(Exception):
+class RecordError(UserError):
     """The recording cannot be made or is empty; one line saying why."""
 
 

@@ -16,26 +16,24 @@ rows are the recordings' own, outcomes are read from the price path as the READM
 ``../shared/data`` prescribes for these sets) and replayed through ``ReplayFeed`` and
 ``estimate_fair_value`` exactly as the agent sees them.
 
-Run: ``python -m evals.blend_fit [--shared ../shared/data] [--write]``; ``--write`` updates the
+Run: ``updown fit blend [--shared ../shared/data] [--write]``; ``--write`` updates the
 blend weights in ``data/models/fair_value_v1.json``.  ``rows_for`` is also used to report the
 blend on the evaluation sets (scored, never fitted).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import math
-import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from evals.forecast import logit_vec
+from evals.fitting import fit_logistic, logit_vec
 from feeds.recorded import load_dataset
 from feeds.replay import ReplayFeed
 from tools.fair_value import MODEL_PATH, FairValueModel, default_model, estimate_fair_value
@@ -132,40 +130,43 @@ def rows_for(dataset: Path, model: FairValueModel) -> dict[str, FloatArray]:
 
 def fit_blend(rows: dict[str, FloatArray]) -> tuple[float, float]:
     """Maximum-likelihood (w_model, w_market), no intercept (symmetric in Up/Down)."""
-    from evals.forecast import fit_logistic
-
     x = np.column_stack((logit_vec(rows["model"]), logit_vec(rows["mid"])))
     c = fit_logistic(x, rows["y"])
     return float(c[0]), float(c[1])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--write", action="store_true")
-    args = ap.parse_args()
+@dataclass(frozen=True)
+class BlendFit:
+    w_model: float
+    w_market: float
+    rows: int
+    windows: int
+    sets: tuple[str, ...]
+    brier: dict[str, float]  # of the model alone and of the mid alone, on the fitting rows
+
+
+def run_blend_fit(shared: Path) -> BlendFit:
+    """Fit the blend on the two fitting recordings under ``shared`` (``../shared/data``)."""
     base = dataclasses.replace(default_model(), blend_market_weight=0.0, blend_model_weight=1.0)
     with tempfile.TemporaryDirectory() as tmp:
-        sets = fitting_sets(args.shared, Path(tmp))
+        sets = fitting_sets(shared, Path(tmp))
         parts = [rows_for(d, base) for d in sets]
     rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     w_model, w_market = fit_blend(rows)
-    windows = sum(len(np.unique(p["window"])) for p in parts)
-    sys.stdout.write(f"fitting rows {len(rows['y'])} in {windows} windows: w_model "
-                     f"{w_model:.4f} w_market {w_market:.4f}\n")
-    for name, p in zip(("model", "mid"), (rows["model"], rows["mid"]), strict=True):
-        sys.stdout.write(f"  {name} Brier {float(np.mean((p - rows['y']) ** 2)):.4f}\n")
-    if args.write:
-        raw = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
-        raw["params"]["blend_model_weight"] = round(w_model, 4)
-        raw["params"]["blend_market_weight"] = round(w_market, 4)
-        raw["blend_fit"] = {"rows": len(rows["y"]), "windows": windows,
-                            "sets": [d.name for d in sets], "cadence_s": CADENCE_S}
-        MODEL_PATH.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
-        sys.stdout.write(f"wrote {MODEL_PATH}\n")
-    if not math.isfinite(w_model + w_market):
-        raise SystemExit("fit did not converge")
+    return BlendFit(
+        w_model=w_model, w_market=w_market, rows=len(rows["y"]),
+        windows=sum(len(np.unique(p["window"])) for p in parts),
+        sets=tuple(d.name for d in sets),
+        brier={name: float(np.mean((rows[key] - rows["y"]) ** 2))
+               for name, key in (("model", "model"), ("mid", "mid"))})
 
 
-if __name__ == "__main__":
-    main()
+def write_blend_fit(fit: BlendFit, path: Path = MODEL_PATH) -> Path:
+    """Store the fitted weights (and where they came from) in the versioned model file."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw["params"]["blend_model_weight"] = round(fit.w_model, 4)
+    raw["params"]["blend_market_weight"] = round(fit.w_market, 4)
+    raw["blend_fit"] = {"rows": fit.rows, "windows": fit.windows, "sets": list(fit.sets),
+                        "cadence_s": CADENCE_S}
+    path.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
+    return path

@@ -60,6 +60,8 @@ from numpy.typing import NDArray
 from scipy import special
 
 from evals import metrics
+from evals.fitting import fit_logistic, logit_vec
+from evals.walkforward import block_features, run_walk_forward, summarize_walk_forward
 from feeds.recorded import DatasetError
 from tools import indicators as ind
 from tools.fair_value import (
@@ -368,32 +370,6 @@ class Study:
     walk_forward: Any = None
 
 
-def fit_logistic(x: FloatArray, y: FloatArray, iterations: int = 30) -> FloatArray:
-    """Maximum-likelihood coefficients of P(y=1) = 1 / (1 + exp(-(X @ c))) by Newton's method
-    (``x`` is the design matrix, one row per observation; add a ones column for an intercept).
-    """
-    c = np.zeros(x.shape[1])
-    for _ in range(iterations):
-        z = np.clip(x @ c, -30.0, 30.0)
-        p = 1.0 / (1.0 + np.exp(-z))
-        grad = x.T @ (y - p)
-        hess = (x * (p * (1.0 - p))[:, None]).T @ x
-        try:
-            step = np.linalg.solve(hess, grad)
-        except np.linalg.LinAlgError:
-            break
-        c = c + step
-        if float(np.abs(step).sum()) < 1e-10:
-            break
-    return c
-
-
-def logit_vec(p: FloatArray) -> FloatArray:
-    """``tools.fair_value.logit`` elementwise (clipped to [PROB_MIN, PROB_MAX])."""
-    q = np.clip(p, PROB_MIN, PROB_MAX)
-    return np.asarray(np.log(q / (1.0 - q)), dtype=np.float64)
-
-
 def _cross_fit(design: FloatArray, y: FloatArray, minute: IntArray, fold: NDArray[np.bool_],
                minutes: int) -> tuple[FloatArray, dict[str, list[float]]]:
     """Out-of-sample logistic probabilities: for each minute, each fold is scored with
@@ -477,7 +453,6 @@ def run_study(path: str | Path, window_s: int = 900,
         study.p[key], study.fit[key] = _cross_fit(design, study.outcome, study.minute, fold,
                                                   minutes)
     # Walk-forward study (evals.walkforward): baselines, tails, technicals and the agent.
-    from evals.walkforward import block_features, run_walk_forward
     from tools.fair_value import default_model
 
     feat_all: dict[str, FloatArray] = {}
@@ -529,8 +504,6 @@ def summarize_study(study: Study) -> dict[str, Any]:
                         **{name: _scores(study.p[name][sel], y[sel]) for name in FORECASTERS}})
     walk_forward = None
     if study.walk_forward is not None and y.size:
-        from evals.walkforward import summarize_walk_forward
-
         walk_forward = summarize_walk_forward(study.walk_forward, y, study.minute, study.sigma,
                                               minutes)
     return {

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,7 +38,7 @@ from numpy.typing import NDArray
 from scipy import special
 
 from evals import metrics
-from evals.forecast import fit_logistic, logit_vec
+from evals.fitting import fit_logistic, logit_vec
 from tools.fair_value import PROB_MAX, PROB_MIN
 
 FloatArray = NDArray[np.float64]
@@ -293,37 +292,3 @@ def summarize_walk_forward(wf: WalkForward, y: FloatArray, minute: IntArray, sig
     out["agent_max_ece_by_minutes_left"] = max(agent_ece) if agent_ece else None
     out["final_technicals_in_agent"] = False  # no indicator adds skill: see indicator_skill
     return out
-
-
-def main() -> None:
-    """``python -m evals.walkforward HISTORY_CSV [--write]``: run the study and print (or write
-    into the versioned model file) the tails and variance scales fitted on all months."""
-    import argparse
-    import json
-    import sys
-
-    from evals.forecast import run_study, summarize_study
-    from tools.fair_value import MODEL_PATH
-
-    ap = argparse.ArgumentParser(prog="python -m evals.walkforward")
-    ap.add_argument("history", help="1-minute candle CSV, e.g. "
-                    "../shared/data/btc/binance_btcusdt_spot_1m_2021_2025.csv.gz")
-    ap.add_argument("--write", action="store_true", help=f"update {MODEL_PATH.name}")
-    args = ap.parse_args()
-    wf = summarize_study(run_study(args.history))["walk_forward"]
-    dof = wf["final_tail_dof_all_months"]
-    scale = wf["agent_variance_scale_by_minutes_left_all_months"]
-    sys.stdout.write(f"tail_dof {dof}; variance scale by minutes left 1..: {scale}\n"
-                     f"walk-forward agent: {wf['overall']['agent']}\n")
-    if args.write:
-        raw = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
-        raw["params"]["tail_dof"] = dof
-        raw["params"]["variance_scale_by_minutes_left"] = scale
-        raw["walk_forward_fit"] = {"history": Path(args.history).name,
-                                   "decisions": wf["decisions_scored"], "months": wf["months"]}
-        MODEL_PATH.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
-        sys.stdout.write(f"wrote {MODEL_PATH}\n")
-
-
-if __name__ == "__main__":
-    main()

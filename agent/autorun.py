@@ -52,7 +52,7 @@ from core.settings import Settings
 from core.snapshot import MarketSnapshot
 from evals.replay_runner import DecisionSink, decision_record
 from graphs.context import Context
-from graphs.graph import RECURSION_LIMIT, build_graph
+from graphs.graph import RECURSION_LIMIT, compile_graph
 from graphs.state import AgentState
 from tools.journal import Journal, SettledPosition
 from tools.polymarket.gamma import MarketWindow, WindowSeries
@@ -279,8 +279,7 @@ class AutoRunner:
                   if self.options.status_port else None)
         async with open_checkpointer(self.checkpoint_path) as saver:
             # The in-memory node cache makes sentiment one fetch per window (CachePolicy).
-            self._graph = build_graph().compile(checkpointer=saver, cache=InMemoryCache(),
-                                                name="updown")
+            self._graph = compile_graph(checkpointer=saver, cache=InMemoryCache())
             # Everything built so far (imports, graph, feeds) lives as long as the process:
             # moved out of the collector's reach, a full collection no longer walks it and
             # stalls the loop mid-burst (measured 65-180 ms pauses at 50k msg/s, agent.bench.feeds).

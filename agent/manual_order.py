@@ -16,7 +16,7 @@ What differs from an agent decision, and why:
   price-age check has nothing to judge.  The book's age is judged as for any order.
 
 The decision is journaled (decided_by "manual") before the order intent, and the order goes
-through ``graphs.nodes._execute``: intent first, STOP re-check, one attempt, never retried.
+through ``tools.execution.send_order``: STOP re-check, intent first, one attempt, never retried.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from core.fees import dated_fee_schedule
 from core.records import ExecutionReport, RuleHit, Side, TradeProposal, Verdict
 from core.settings import Settings
 from core.snapshot import BookTop, Candles, MarketSnapshot
-from graphs.context import Context
 from tools.broker import Broker
+from tools.execution import send_order
 from tools.journal import Journal
+from tools.ledger import guard_ledger
 from tools.polymarket.http import BOOK, ClobHttp, VenueUnavailable
 from tools.polymarket.wire import MarketInfo, VenueFormatError, dec, parse_gamma_market
 
@@ -42,7 +43,6 @@ WINDOW_S = 900
 MANUAL_SOURCE = "none: manual order (no BTC price read)"
 # Placeholder for MarketSnapshot.price on manual orders; read by no rule that applies to them.
 NO_BTC_PRICE = 1.0
-DAY_S = 86400.0
 
 
 class ManualOrderError(UserError):
@@ -121,8 +121,6 @@ def place_manual_order(
     worst_price: float | None = None,
 ) -> ManualOrderOutcome:
     """Evaluate the operator's order with the guard; send it once if approved."""
-    from graphs.nodes import _execute  # the agent's own execute path, not a copy of it
-
     now = clock.now()
     _, snap = venue_snapshot(http, market_id, now=now)
     book = snap.book_for(side)
@@ -133,8 +131,7 @@ def place_manual_order(
     # A manual order states no forecast: fair_p is recorded as the ask (zero edge).
     proposal = TradeProposal(side=side, stake_usd=stake_usd, confidence=100, fair_p=book.ask,
                              ask=book.ask, worst_price=min(max(limit, 0.0), 1.0))
-    day_start = math.floor(now / DAY_S) * DAY_S
-    ledger = journal.ledger_view(account=account, day_start=day_start, now=now)
+    ledger = guard_ledger(journal, account=account, now=now)
     kill = settings.stop_file.exists()
     full = guard.evaluate(proposal, snap, None, limits, ledger, now, kill_switch_engaged=kill)
     verdict = guard.evaluate(proposal, snap, None, limits, ledger, now,
@@ -157,10 +154,10 @@ def place_manual_order(
                 "waived": [h.model_dump(mode="json") for h in waived]})
     execution = None
     if verdict.approved:
-        ctx = Context(account=account, limits=limits, journal=journal, run_id=run_id,
-                      broker=broker, clock=clock, stop_file=str(settings.stop_file))
-        state: Any = {"snapshot": snap, "verdict": verdict, "decision_id": decision_id}
-        execution = _execute(state, ctx)["execution"]
+        # The agent's own order path (tools.execution), not a copy of it.
+        execution = send_order(verdict=verdict, snapshot=snap, decision_id=decision_id,
+                               broker=broker, journal=journal, account=account, run_id=run_id,
+                               stop_file=settings.stop_file, now=now)
     journal.finish_run(run_id, ended_ts=clock.now())
     return ManualOrderOutcome(run_id=run_id, decision_id=decision_id, snapshot=snap,
                               verdict=verdict, waived=waived, execution=execution)

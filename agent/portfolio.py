@@ -9,7 +9,6 @@ have resolved (``tools.polymarket.settlement``).
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -22,8 +21,7 @@ from tools.journal import (
     ReconciliationRecord,
     SettledPosition,
 )
-
-DAY_S = 86400.0
+from tools.ledger import guard_ledger
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +67,7 @@ def build_portfolio(journal: Journal, *, account: str, limits: GuardLimits, now:
                       if e.status == "filled" and e.order_id not in settled_ids]
     intents = journal.intents(account=account)
     unknown = journal.pending_intents(account=account, include_errors=True)
-    day_start = math.floor(now / DAY_S) * DAY_S
-    view = journal.ledger_view(account=account, day_start=day_start, now=now)
+    view = guard_ledger(journal, account=account, now=now)
     cooldown_until = None
     if (view.consecutive_losses >= limits.max_consecutive_losses
             and view.last_loss_ts is not None

@@ -1,11 +1,11 @@
 """Past windows of the live runner, read back from its LangGraph checkpoint database.
 
 Every window is one thread (thread id = market slug) and every decision in it one run, so
-the database answers "what did the agent see and decide in window X":
+the database answers "what did the agent see and decide in window X" (``updown threads``):
 
-    python -m agent.threads --checkpoints updown-checkpoints.db            # list windows
-    python -m agent.threads --checkpoints updown-checkpoints.db SLUG       # its decisions
-    python -m agent.threads --checkpoints updown-checkpoints.db SLUG --to http://127.0.0.1:2024
+    updown threads --checkpoints updown-checkpoints.db            # list windows
+    updown threads --checkpoints updown-checkpoints.db SLUG       # its decisions
+    updown threads --checkpoints updown-checkpoints.db SLUG --to http://127.0.0.1:2024
 
 ``--to`` copies the window's last state into a thread on a LangGraph server (``langgraph
 dev``; the graph ``updown``; thread id a UUID derived from the slug, the slug in its
@@ -15,16 +15,12 @@ own checkpoints, hence the copy; the runner's database is only read.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 from agent.autorun import open_checkpointer, thread_config
-from graphs.graph import build_graph
+from graphs.graph import compile_graph
 
 
 def _jsonable(value: Any) -> Any:
@@ -49,7 +45,7 @@ async def list_windows(path: Path) -> list[str]:
 async def window_decisions(path: Path, market_id: str) -> list[dict[str, Any]]:
     """One line per completed decision of the window, oldest first."""
     async with open_checkpointer(path) as saver:
-        graph = build_graph().compile(checkpointer=saver)
+        graph = compile_graph(checkpointer=saver)
         out: list[dict[str, Any]] = []
         async for snap in graph.aget_state_history(thread_config(market_id)):
             values = snap.values
@@ -84,7 +80,7 @@ async def copy_to_server(path: Path, market_id: str, url: str) -> str:
     from langgraph_sdk import get_client
 
     async with open_checkpointer(path) as saver:
-        graph = build_graph().compile(checkpointer=saver)
+        graph = compile_graph(checkpointer=saver)
         state = await graph.aget_state(thread_config(market_id))
     if not state.values:
         raise LookupError(f"no thread {market_id} in {path}")
@@ -96,39 +92,3 @@ async def copy_to_server(path: Path, market_id: str, url: str) -> str:
                                       as_node="execute" if "execution" in state.values
                                       else "guard")
     return thread_id
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agent.threads", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoints", type=Path, default=Path("updown-checkpoints.db"))
-    parser.add_argument("market_id", nargs="?")
-    parser.add_argument("--to", metavar="URL", help="LangGraph server to copy the window to")
-    args = parser.parse_args(argv)
-    if not args.checkpoints.is_file():
-        sys.stderr.write(f"error: no checkpoint database at {args.checkpoints}\n")
-        return 2
-    if args.market_id is None:
-        for slug in asyncio.run(list_windows(args.checkpoints)):
-            sys.stdout.write(slug + "\n")
-        return 0
-    if args.to:
-        try:
-            thread_id = asyncio.run(copy_to_server(args.checkpoints, args.market_id, args.to))
-        except LookupError as exc:
-            sys.stderr.write(f"error: {exc}\n")
-            return 2
-        except Exception as exc:  # the server: unreachable, or it refused the state
-            sys.stderr.write(f"error: {args.to}: {type(exc).__name__}: "
-                             f"{' '.join(str(exc).split())[:200]}\n")
-            return 2
-        sys.stdout.write(f"{args.market_id} -> thread {thread_id} on {args.to} (metadata "
-                         f"market_id={args.market_id}): open it in Studio\n")
-        return 0
-    for row in asyncio.run(window_decisions(args.checkpoints, args.market_id)):
-        sys.stdout.write(json.dumps(row) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

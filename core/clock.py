@@ -1,9 +1,19 @@
-"""Clocks.  ``SystemClock`` is the only place in the project that reads the wall clock."""
+"""Clocks and the trading day.  ``SystemClock`` is the only place in the project that reads
+the wall clock; everything else is handed a time."""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Protocol
+
+DAY_S = 86_400.0
+
+
+def trading_day_start(now: float) -> float:
+    """Start of the trading day holding ``now``: UTC midnight.  The daily loss limit and the
+    daily order cap count from here, in the guard, the portfolio and the eval alike."""
+    return math.floor(now / DAY_S) * DAY_S
 
 
 class Clock(Protocol):

@@ -9,7 +9,7 @@ never enlarge it, and its limits come from configuration, never from a model or 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from core.records import FairValueEstimate, LedgerView, RuleHit, TradeProposal, Verdict
@@ -58,28 +58,44 @@ class GuardLimits:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, live_confirmed: bool = False, **overrides: object
+        cls, settings: Settings, *, mode: Literal["paper", "live"] | None = None,
+        live_confirmed: bool = False,
     ) -> GuardLimits:
-        values: dict[str, object] = {
-            "mode": settings.polymarket_mode,
-            "live_confirmed": live_confirmed,
-            "min_confidence": settings.min_confidence_threshold,
-            "max_position_usd": settings.max_position_size,
-            "min_edge": settings.min_edge,
-            "max_slippage": settings.max_slippage,
-            "max_price_age_s": settings.max_price_age_s,
-            "max_book_age_s": settings.max_book_age_s,
-            "max_reference_gap_pct": settings.max_reference_gap_pct,
-            "no_entry_first_s": settings.no_entry_first_s,
-            "no_entry_last_s": settings.no_entry_last_s,
-            "max_orders_per_day": settings.max_orders_per_day,
-            "daily_loss_limit_usd": settings.daily_loss_limit,
-            "max_consecutive_losses": settings.max_consecutive_losses,
-            "loss_cooldown_s": settings.loss_cooldown_s,
-            "require_verified_price_to_beat": settings.require_verified_price_to_beat,
-        }
-        values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
+        """The limits of a run from its settings; ``mode`` is the run's resolved trading mode
+        (``agent.live.resolve_mode``), which may be stricter than ``POLYMARKET_MODE``."""
+        return cls(
+            mode=mode or settings.polymarket_mode,
+            live_confirmed=live_confirmed,
+            min_confidence=settings.min_confidence_threshold,
+            max_position_usd=settings.max_position_size,
+            min_edge=settings.min_edge,
+            max_slippage=settings.max_slippage,
+            max_price_age_s=settings.max_price_age_s,
+            max_book_age_s=settings.max_book_age_s,
+            max_reference_gap_pct=settings.max_reference_gap_pct,
+            no_entry_first_s=settings.no_entry_first_s,
+            no_entry_last_s=settings.no_entry_last_s,
+            max_orders_per_day=settings.max_orders_per_day,
+            daily_loss_limit_usd=settings.daily_loss_limit,
+            max_consecutive_losses=settings.max_consecutive_losses,
+            loss_cooldown_s=settings.loss_cooldown_s,
+            require_verified_price_to_beat=settings.require_verified_price_to_beat,
+        )
+
+    @classmethod
+    def for_replay(cls, settings: Settings) -> GuardLimits:
+        """Paper limits for a recorded replay (``updown run --replay``, evals, benches).
+
+        Recordings carry no venue-verified price to beat (it is derived from the recorded
+        price path), so exactly one rule is relaxed, and only in paper mode: a live run always
+        requires a verified price to beat (see ``evaluate``)."""
+        return replace(cls.from_settings(settings, mode="paper"),
+                       require_verified_price_to_beat=False)
+
+
+# Said wherever a replay relaxes the verified-price rule (CLI banner, logs, eval JSON).
+REPLAY_RELAXATION = ("price to beat derived from the recorded price path (unverified): the "
+                     "verified-reference rule is relaxed for this paper replay only")
 
 
 def _floor_to_tick(price: float, tick: float) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from core.guard import MAX_WORST_PRICE
 from core.records import (
     AggregatedSentiment,
     AIAnalysis,
@@ -16,6 +17,7 @@ from core.records import (
     RiskAssessment,
     RiskLevel,
     Side,
+    TradeProposal,
 )
 from core.snapshot import MarketSnapshot
 
@@ -128,6 +130,28 @@ def decide(
         confidence=min(100, max(0, round(100 * fair.fair_for(side)))),
         risk_level=risk.risk_level,
         reasoning=_explain(fair, technical, sentiment, side),
+    )
+
+
+def proposal_for(analysis: AIAnalysis, snapshot: MarketSnapshot, fair: FairValueEstimate | None,
+                 *, stake_usd: float, max_slippage: float) -> TradeProposal | None:
+    """Turn a direction (from the policy or a model) into an order request.
+
+    Deterministic: the stake is the risk manager's, the limit price the ask plus the allowed
+    slippage (never above the venue's last tick).  A hold, no fair value or no ask: no order."""
+    if analysis.decision == "hold" or fair is None:
+        return None
+    side: Side = analysis.decision
+    book = snapshot.book_for(side)
+    if book is None or book.ask is None:
+        return None
+    return TradeProposal(
+        side=side,
+        stake_usd=stake_usd,
+        confidence=analysis.confidence,
+        fair_p=fair.fair_for(side),
+        ask=book.ask,
+        worst_price=min(book.ask + max_slippage, MAX_WORST_PRICE),
     )
 
 

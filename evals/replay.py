@@ -45,6 +45,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from core.clock import trading_day_start
 from core.guard import GuardLimits, evaluate
 from core.records import (
     ExecutionReport,
@@ -58,13 +59,10 @@ from core.snapshot import MarketSnapshot
 from evals.replay_runner import DecisionEvent, ReplayRunner, SettlementEvent
 from feeds.replay import ReplayFeed
 from graphs.context import Context
-from graphs.graph import RECURSION_LIMIT
-from graphs.nodes import (
-    DAY_S,
-    embedded_sentiment,
-    ledger_for,  # the guard node's own ledger read
-)
+from graphs.graph import RECURSION_LIMIT, compile_graph
 from tools.journal import Journal, OrderIntent, SettledPosition
+from tools.ledger import guard_ledger  # the guard node's own ledger read
+from tools.sentiment import embedded_sentiment
 
 # The journal account every eval trades; journals are private to one eval run.
 EVAL_ACCOUNT = "eval"
@@ -159,11 +157,6 @@ class ReplayResult:
     # Graph decisions made in total, including speculative ones that were replayed again.
     graph_decisions: int = 0
     notes: list[str] = field(default_factory=list)
-
-
-def replay_limits(settings: Settings) -> GuardLimits:
-    """The limits ReplayRunner applies (paper, derived reference allowed)."""
-    return GuardLimits.from_settings(settings, mode="paper", require_verified_price_to_beat=False)
 
 
 def _market_mid(snap: MarketSnapshot) -> float | None:
@@ -304,16 +297,15 @@ def _first_mismatch(
     ledger (``history`` followed by the trace itself), or None when the chunk is exact."""
     journal, run_id = _seeded_journal(feed, history)
     try:
-        ctx = Context(account=EVAL_ACCOUNT, journal=journal)
         # The ledger view only changes when an item is applied or the UTC day changes: items
         # are applied in time order, so every row it counts is already at or before `now`.
         cached: tuple[tuple[int, float], LedgerView] | None = None
         applied = 0
         for pos, item in enumerate(trace):
             if isinstance(item, DecisionRow) and item.guard is not None:
-                key = (applied, math.floor(item.t / DAY_S))
+                key = (applied, trading_day_start(item.t))
                 if cached is None or cached[0] != key:
-                    cached = (key, ledger_for(ctx, item.t))
+                    cached = (key, guard_ledger(journal, account=EVAL_ACCOUNT, now=item.t))
                 snap = feed.snapshot_at(feed.markets[item.window], item.t)
                 verdict = evaluate(item.guard.proposal, snap, item.guard.fair, limits,
                                    cached[1], item.t, kill_switch_engaged=False)
@@ -392,7 +384,10 @@ def _init_worker(dataset_dir: str, spec: ReplaySpec, progress_queue: Any) -> Non
         from core.settings import load_settings
         from feeds.recorded import load_dataset
 
-        feed, settings = ReplayFeed(load_dataset(dataset_dir)), load_settings()
+        settings = load_settings()
+        # The same coverage check as the parent's feed, so window indices agree.
+        feed = ReplayFeed(load_dataset(dataset_dir), cadence_s=spec.cadence_s,
+                          max_price_age_s=settings.max_price_age_s)
     _WORKER = (feed, settings, spec, progress_queue)
 
 
@@ -431,7 +426,6 @@ def default_workers(use_llm: bool) -> int:
 def _warm_up(feed: ReplayFeed, settings: Settings, spec: ReplaySpec) -> None:
     """One decision before forking: imports, the sentiment corpus and TA-Lib load once and
     every worker inherits them.  Its result is discarded."""
-    from graphs.graph import build_graph
 
     if not feed.markets:
         return
@@ -439,10 +433,10 @@ def _warm_up(feed: ReplayFeed, settings: Settings, spec: ReplaySpec) -> None:
     times = feed.decision_times(market, spec.cadence_s)
     if not times:
         return
-    graph = build_graph().compile(name="updown")
-    ctx = Context(account="warm-up", limits=replay_limits(settings), use_llm=False,
+    graph = compile_graph()
+    ctx = Context(account="warm-up", limits=GuardLimits.for_replay(settings), use_llm=False,
                   risk_appetite=settings.risk_level, stop_file=spec.stop_file,
-                  sentiment=embedded_sentiment())
+                  sentiment=embedded_sentiment(settings.sentiment_lookback_s))
     asyncio.run(graph.ainvoke({"snapshot": feed.snapshot_at(market, times[0])}, context=ctx,
                               config={"recursion_limit": RECURSION_LIMIT}))
 
@@ -497,7 +491,7 @@ def replay_dataset(
     parts = chunks or workers * CHUNKS_PER_WORKER
     segments = [_Segment(w) for w in split_windows(feed, everything, spec.cadence_s, parts)]
     result = ReplayResult(trace=[], workers=min(workers, len(segments)), chunks=len(segments))
-    limits = replay_limits(settings)
+    limits = GuardLimits.for_replay(settings)
     _warm_up(feed, settings, spec)
     global _INHERITED
     ctx = _mp_context()

@@ -30,13 +30,13 @@ from core.logs import get_logger
 from core.settings import Settings
 from core.snapshot import MarketSnapshot
 from feeds.recorded import Outcome, RecordedMarket
-from feeds.replay import ReplayFeed
+from feeds.replay import CoverageGap, ReplayFeed
 from graphs.context import Context
-from graphs.graph import RECURSION_LIMIT, build_graph
-from graphs.nodes import embedded_sentiment
+from graphs.graph import RECURSION_LIMIT, compile_graph
 from graphs.state import AgentState
 from tools.decision_log import DecisionLog
 from tools.journal import Journal, RunSummary, SettledPosition
+from tools.sentiment import embedded_sentiment
 
 log = get_logger("updown.runner")
 
@@ -147,20 +147,32 @@ class ReplayRunner:
         self.observer = observer
         self._sleep = sleep
         self.keep_deciding = keep_deciding
-        self.markets = tuple(feed.markets if markets is None else markets)
+        # Coverage is checked before any decision: a window whose price path (or book) does
+        # not cover its decision times is skipped with its reason, never half-replayed.
+        self.skipped_windows: list[CoverageGap] = (
+            list(feed.skipped_windows) if markets is None else [])
+        covered: list[RecordedMarket] = []
+        for market in feed.markets if markets is None else markets:
+            gap = feed.coverage_gap(market, cadence_s, settings.max_price_age_s)
+            if gap is None:
+                covered.append(market)
+            else:
+                self.skipped_windows.append(gap)
+        self.markets = tuple(covered)
         self.account = account
         self.stop_file = stop_file
         self.on_settlement = on_settlement
         self.chat_model = chat_model
         self.journal_decisions = journal_decisions
         self.reflector = reflector
-        # Replays are paper by construction.  Recorded prices to beat are derived from the
-        # exchange path, never the venue's reference, so the verified-reference rule is relaxed
-        # here (and only here); the live guard always enforces it.
-        self.limits = GuardLimits.from_settings(
-            settings, mode="paper", require_verified_price_to_beat=False
-        )
-        self.graph = build_graph().compile(name="updown")
+        # Replays are paper by construction, on derived prices to beat (GuardLimits.for_replay).
+        self.limits = GuardLimits.for_replay(settings)
+        self.graph = compile_graph()
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Windows left out by reason: the feed's (whole-feed runs) and the coverage check's."""
+        return dict(sorted(Counter(g.reason for g in self.skipped_windows).items()))
 
     def run(self) -> ReplayReport:
         return asyncio.run(self.arun())
@@ -196,7 +208,11 @@ class ReplayRunner:
                       risk_model=self.chat_model,
                       # Replays score the recorded corpus only: live sources would see the
                       # present, not the recorded past.
-                      sentiment=embedded_sentiment(), lessons=self.reflector)
+                      sentiment=embedded_sentiment(self.settings.sentiment_lookback_s),
+                      lessons=self.reflector)
+        for gap in self.skipped_windows:
+            log.warning("window_skipped", market_id=gap.market_id, reason=gap.reason,
+                        detail=gap.detail)
         decided_by: Counter[str] = Counter()
         llm_calls = decisions = 0
         entered: set[int] = set()
@@ -248,7 +264,7 @@ class ReplayRunner:
         self.journal.finish_run(run_id, ended_ts=clock.now())
         return ReplayReport(
             run_id=run_id, account=account, dataset=self.feed.dataset.name,
-            windows=len(markets), skipped=dict(self.feed.skipped), decisions=decisions,
+            windows=len(markets), skipped=self.skipped, decisions=decisions,
             decided_by=decided_by, llm_calls=llm_calls,
             summary=self.journal.summary(run_id=run_id),
             unsettled=self.journal.unsettled_markets(account=account),

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from langgraph.cache.base import BaseCache
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import CachePolicy, RetryPolicy
 
 from graphs import nodes
@@ -61,5 +64,16 @@ def build_graph() -> StateGraph[Any, Any, Any, Any]:
     return builder
 
 
+GRAPH_NAME = "updown"
+
+
+def compile_graph(*, checkpointer: BaseCheckpointSaver[Any] | None = None,
+                  cache: BaseCache[Any] | None = None) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """The one compiled graph.  Studio, the runners, the evals and the benches all call this;
+    only the checkpointer (the live runner's SQLite threads) and the node cache (sentiment once
+    per window) differ, and the run's ``Context`` carries everything else."""
+    return build_graph().compile(checkpointer=checkpointer, cache=cache, name=GRAPH_NAME)
+
+
 # For langgraph.json: the dev/API server injects its own checkpointer.
-graph = build_graph().compile(name="updown")
+graph = compile_graph()

@@ -41,10 +41,10 @@ def tradable_snapshot() -> MarketSnapshot:
     from feeds.recorded import EMBEDDED_DATASET_DIR, load_dataset
     from feeds.replay import ReplayFeed
     from graphs.context import Context
-    from graphs.graph import build_graph
+    from graphs.graph import compile_graph
 
     feed = ReplayFeed(load_dataset(EMBEDDED_DATASET_DIR))
-    compiled = build_graph().compile()
+    compiled = compile_graph()
     ctx = Context(use_llm=False, limits=GuardLimits(require_verified_price_to_beat=False))
 
     async def first() -> MarketSnapshot:

@@ -48,6 +48,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -456,3 +457,14 @@ class RecordedSentiment:
             self.corpus.families, self.families,
             as_of=as_of, lookback_s=self.lookback_s, confidence_k=self.confidence_k,
         )
+
+
+# The embedded corpus of real dated headlines and posts (data/news_social/PROVENANCE.md).
+EMBEDDED_TEXTS = Path(__file__).resolve().parent.parent / "data" / "news_social" / "texts.csv.gz"
+
+
+@lru_cache(maxsize=4)
+def embedded_sentiment(lookback_s: float = DEFAULT_LOOKBACK_S) -> RecordedSentiment:
+    """Sentiment over the embedded corpus: what replays, evals and benches score.  Loaded
+    once per process and lookback (it reads a file: callers on an event loop use a thread)."""
+    return RecordedSentiment(TextCorpus.load(EMBEDDED_TEXTS), lookback_s)

@@ -41,9 +41,12 @@ from core.clock import Clock, SystemClock
 from core.records import AggregatedSentiment
 from core.settings import Settings
 from tools.sentiment import (
+    EMBEDDED_TEXTS,
     PolarityAnalyzer,
+    RecordedSentiment,
     TextCorpus,
     TextItem,
+    embedded_sentiment,
     make_analyzer,
     score_items,
 )
@@ -316,3 +319,14 @@ class LiveSentiment:
             for s in result.sources
         )
         return result.model_copy(update={"sources": sources})
+
+
+def default_provider(settings: Settings) -> LiveSentiment | RecordedSentiment:
+    """The sentiment a run gets when none is injected: the live sources whose keys are set,
+    with the recorded corpus beside them when "recorded" is listed; with no live source
+    configured, the embedded recorded corpus alone."""
+    built, skipped = build_sources(settings)
+    if not built:
+        return embedded_sentiment(settings.sentiment_lookback_s)
+    corpus = TextCorpus.load(EMBEDDED_TEXTS) if "recorded" in settings.sentiment_sources else None
+    return LiveSentiment(settings, sources=built, skipped=skipped, corpus=corpus)

@@ -22,7 +22,6 @@ straight to its transport (1 ms batches): a Python ``send`` per message could no
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import gc
@@ -242,12 +241,13 @@ def _bench_window(now: float) -> MarketWindow:
 
 async def _graph_runner() -> Callable[[Any], Any] | None:
     from core.guard import GuardLimits
+    from core.settings import load_settings
     from graphs.context import Context
-    from graphs.graph import RECURSION_LIMIT, build_graph
+    from graphs.graph import RECURSION_LIMIT, compile_graph
 
-    compiled = build_graph().compile()
+    compiled = compile_graph()
     ctx = Context(use_llm=False, clock=SystemClock(),
-                  limits=GuardLimits(require_verified_price_to_beat=False))
+                  limits=GuardLimits.for_replay(load_settings()))
 
     async def decide(snapshot: Any) -> Any:
         return await compiled.ainvoke({"snapshot": snapshot, "decision_id": "bench"},
@@ -439,30 +439,14 @@ def report(result: BenchResult) -> str:
     ])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agent.bench.feeds", description=__doc__.split(
-        "\n")[0])
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--rate", type=float, default=50_000.0)
-    parser.add_argument("--no-graph", action="store_true",
-                        help="do not run the trading graph once a second during the load")
-    parser.add_argument("--no-gc-freeze", action="store_true",
-                        help="leave the start-up heap to the garbage collector (see gc.freeze)")
-    parser.add_argument("--json", type=Path, default=None, help="also write figures as JSON")
-    args = parser.parse_args(argv)
-    if not (0 < args.seconds <= 600 and 0 < args.rate <= 200_000):
-        parser.error("--seconds must be in (0, 600] and --rate in (0, 200000]")
+def feeds_bench_command(seconds: float, rate: float, *, with_graph: bool, gc_freeze: bool,
+                        json_out: Path | None) -> None:
+    """Run and print the feeds suite (``updown bench --suite feeds``)."""
     from core.logs import configure
 
     configure("WARNING")
-    result = asyncio.run(run_bench(args.seconds, args.rate, with_graph=not args.no_graph,
-                                   gc_freeze=not args.no_gc_freeze))
+    result = asyncio.run(run_bench(seconds, rate, with_graph=with_graph, gc_freeze=gc_freeze))
     sys.stdout.write(report(result) + "\n")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result.to_json(), indent=2) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result.to_json(), indent=2) + "\n")

@@ -15,8 +15,8 @@ from core.snapshot import MarketSnapshot
 from feeds.recorded import load_dataset
 from feeds.replay import ReplayFeed
 from graphs.context import Context
-from graphs.graph import RECURSION_LIMIT, build_graph
-from graphs.nodes import embedded_sentiment
+from graphs.graph import RECURSION_LIMIT, compile_graph
+from tools.sentiment import embedded_sentiment
 
 
 def _snapshots(feed: ReplayFeed, n: int) -> list[MarketSnapshot]:
@@ -75,11 +75,10 @@ def run_decision_bench(dataset_dir: Path, decisions: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     snaps = _snapshots(feed, decisions)
     snapshot_s = time.perf_counter() - t0
-    graph = build_graph().compile(name="updown")
-    limits = GuardLimits.from_settings(settings, mode="paper",
-                                       require_verified_price_to_beat=False)
-    ctx = Context(account="bench", limits=limits, use_llm=False,
-                  risk_appetite=settings.risk_level, sentiment=embedded_sentiment())
+    graph = compile_graph()
+    ctx = Context(account="bench", limits=GuardLimits.for_replay(settings), use_llm=False,
+                  risk_appetite=settings.risk_level,
+                  sentiment=embedded_sentiment(settings.sentiment_lookback_s))
     config: Any = {"recursion_limit": RECURSION_LIMIT}
     lat = np.empty(len(snaps))
 

@@ -21,7 +21,7 @@ from agent.autorun import open_checkpointer, thread_config
 from agent.threads import server_thread_id
 from core.clock import ReplayClock
 from graphs.context import Context
-from graphs.graph import build_graph
+from graphs.graph import compile_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.server
@@ -38,7 +38,7 @@ async def _checkpoint_one_window(path: Path) -> str:
     fake = FakeClob(address=Account.create().address)
     market = fake.add_market("btc-updown-15m-1800000000", window_start=1_800_000_000.0)
     async with open_checkpointer(path) as saver:
-        graph = build_graph().compile(checkpointer=saver)
+        graph = compile_graph(checkpointer=saver)
         for t, ptb in ((1_800_000_100.0, 100_010.0), (1_800_000_130.0, 99_000.0)):
             snap = snapshot_for(market, t, price_to_beat=ptb)
             ctx = Context(use_llm=False, clock=ReplayClock(t), stop_file=str(path.parent / "S"))

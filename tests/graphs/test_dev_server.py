@@ -15,7 +15,7 @@ from core.snapshot import MarketSnapshot
 from feeds.recorded import load_dataset
 from feeds.replay import ReplayFeed
 from graphs.context import Context
-from graphs.graph import build_graph
+from graphs.graph import compile_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,7 +47,7 @@ def test_graph_is_served_with_its_nodes(server_url: str) -> None:
 
 def _snapshot_with_a_proposal(feed: ReplayFeed) -> MarketSnapshot:
     """The first real decision point where the deterministic trader proposes an entry."""
-    graph = build_graph().compile()
+    graph = compile_graph()
     ctx = Context(use_llm=False)
     for market in feed.markets:
         for t in feed.decision_times(market, 30.0):

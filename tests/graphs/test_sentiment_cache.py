@@ -11,7 +11,7 @@ from langgraph.cache.memory import InMemoryCache
 
 from core.records import AggregatedSentiment, SentimentScore
 from graphs.context import Context
-from graphs.graph import build_graph
+from graphs.graph import compile_graph
 
 
 class CountingSentiment:
@@ -40,7 +40,7 @@ async def _decide(compiled: Any, provider: CountingSentiment, market_id: str,
 
 async def test_cached_graph_scores_sentiment_once_per_window() -> None:
     provider = CountingSentiment()
-    compiled = build_graph().compile(cache=InMemoryCache())
+    compiled = compile_graph(cache=InMemoryCache())
     first = await _decide(compiled, provider, "btc-updown-15m-1000000", 1_000_300.0)
     again = await _decide(compiled, provider, "btc-updown-15m-1000000", 1_000_600.0)
     assert provider.asked == [1_000_300.0]
@@ -52,7 +52,7 @@ async def test_cached_graph_scores_sentiment_once_per_window() -> None:
 
 async def test_uncached_graph_scores_every_decision() -> None:
     provider = CountingSentiment()
-    compiled = build_graph().compile()
+    compiled = compile_graph()
     await _decide(compiled, provider, "btc-updown-15m-1000000", 1_000_300.0)
     await _decide(compiled, provider, "btc-updown-15m-1000000", 1_000_600.0)
     assert provider.asked == [1_000_300.0, 1_000_600.0]

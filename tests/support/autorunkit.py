@@ -149,9 +149,9 @@ def wait_until(predicate: Any, within: float, what: str) -> Any:
 async def checkpoint_state(path: Path, market_id: str) -> dict[str, Any]:
     """The last checkpointed state of a window's thread."""
     from agent.autorun import open_checkpointer, thread_config
-    from graphs.graph import build_graph
+    from graphs.graph import compile_graph
 
     async with open_checkpointer(path) as saver:
-        graph = build_graph().compile(checkpointer=saver)
+        graph = compile_graph(checkpointer=saver)
         state = await graph.aget_state(thread_config(market_id))
         return dict(state.values)

@@ -54,7 +54,7 @@ def _scenario(out: Path, markets: list[str], rejecting_url: str) -> None:
     from core.logs import configure, get_logger
     from core.settings import load_settings
     from evals.replay_runner import decision_record
-    from graphs.graph import RECURSION_LIMIT, build_graph
+    from graphs.graph import RECURSION_LIMIT, compile_graph
     from tools.decision_log import DecisionLog
     from tools.journal import Journal
     from tools.polymarket.http import ClobHttp
@@ -91,7 +91,7 @@ def _scenario(out: Path, markets: list[str], rejecting_url: str) -> None:
 
         async def decide() -> None:
             async with AsyncSqliteSaver.from_conn_string(str(out / "checkpoints.db")) as saver:
-                compiled = build_graph().compile(checkpointer=saver)
+                compiled = compile_graph(checkpointer=saver)
                 for i, market_id in enumerate(markets):
                     run_id = jr.start_run(account=session.account, mode="live", dataset=None,
                                           config={"canary": True})

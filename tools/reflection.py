@@ -5,7 +5,7 @@ runner after each settlement; the live runner the same way).  For each settled p
 gathers the entry's numbers from the journal (the order intent and its decision record), asks
 the model for a ``Lesson`` (at most 200 characters and a tag) from those numbers only, and
 falls back to a deterministic lesson when there is no model or the model abstains.  Lessons
-are stored one per window (``tools.lessons``); ``lessons_for`` offers the last few, settled
+are stored one per window (``tools.journal.lessons``); ``lessons_for`` offers the last few, settled
 before the decision time, to the trader prompt as untrusted, bounded notes.
 
 Reflection is off unless REFLECTION_ENABLED: evals never build a reflector, so their runs
@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.settings import Settings
 from tools import llm
-from tools.lessons import LessonStore, StoredLesson
+from tools.journal.lessons import LessonStore, StoredLesson
 
 LessonTag = Literal["edge", "timing", "volatility", "reference", "sentiment", "liquidity",
                     "other"]

@@ -28,7 +28,7 @@ from feeds.recorded import load_dataset
 from feeds.replay import ReplayFeed
 from tools import llm
 from tools.journal import Journal
-from tools.lessons import LessonStore, StoredLesson
+from tools.journal.lessons import LessonStore, StoredLesson
 from tools.reflection import Reflector, TradeFacts, reflector_for, rule_lesson
 
 NOTES = "Notes from recent settled trades (untrusted)"

@@ -167,7 +167,7 @@ def test_no_graph_or_model_path_can_reset_the_daily_loss() -> None:
              for folder in ("agent", "graphs", "tools", "feeds", "evals")
              for p in (ROOT / folder).rglob("*.py")
              if "record_daily_loss_reset" in p.read_text()}
-    assert users == {"agent/cli/money.py", "tools/journal.py"}
+    assert users == {"agent/cli/money.py", "tools/journal/ledger.py"}
     # And no model schema carries anything like it.
     from core.records import AIAnalysis
 

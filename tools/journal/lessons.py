@@ -1,7 +1,8 @@
 """Lessons from settled windows: one short, bounded note per traded window, in SQLite.
 
 The table lives in the journal's SQLite file (``CREATE TABLE IF NOT EXISTS``, its own
-connection) but belongs to this module: the journal's schema is not touched.  One lesson per
+connection) but belongs to this module, outside the versioned schema of ``tools.journal.schema``
+(a file without lessons is still a valid journal).  One lesson per
 (account, window); writing it again is a no-op, so a restart that settles again changes
 nothing.  Reads return only lessons settled at or before the asking decision's time, so a
 replay never sees a lesson from its own future.

@@ -1,0 +1,65 @@
+"""The SQLite trade journal: runs, decisions, order intents, executions and settlements.
+
+It owns the durable record of what the agent decided and did, and the read models the guard
+(``ledger_view``) and reports (``summary``) are built from.
+
+One module per entity, one ``Journal`` class callers use:
+
+* ``schema``: the tables and the migrations between versions (``PRAGMA user_version``).
+* ``base``: the connection, its transactions (every write one ``BEGIN IMMEDIATE``) and money
+  rounding.
+* ``runs``: runs and decisions.
+* ``orders``: order intents, executions, signed venue orders and reconciliation findings.
+* ``settlements``: settled positions and their P&L.
+* ``ledger``: the guard's ``LedgerView``, a run's ``RunSummary``, daily loss resets, accounts.
+* ``lessons``: the reflection lessons table (same file, its own connection).
+
+``Journal`` is composed from the entity parts as mixins over one ``JournalBase`` so the API
+stays flat (``journal.record_decision(...)``, ``journal.ledger_view(...)``), every part shares
+the single connection and lock that make each call one transaction, and each entity's SQL is
+read in one place.
+"""
+
+from __future__ import annotations
+
+from tools.journal.base import JournalBase
+from tools.journal.errors import (
+    ConflictError,
+    DuplicateEntryError,
+    DuplicateRecordError,
+    JournalError,
+    UnknownRecordError,
+)
+from tools.journal.ledger import DailyLossReset, Ledger, RunSummary
+from tools.journal.orders import (
+    OrderIntent,
+    Orders,
+    ReconciliationRecord,
+    SignedOrderRecord,
+)
+from tools.journal.runs import Runs
+from tools.journal.schema import _SCHEMA_V1, _SCHEMA_V2, SCHEMA_VERSION
+from tools.journal.settlements import SettledPosition, Settlements
+
+
+class Journal(Runs, Orders, Settlements, Ledger, JournalBase):
+    """One SQLite file (or ``":memory:"``); safe to share between threads of one process."""
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "_SCHEMA_V1",
+    "_SCHEMA_V2",
+    "ConflictError",
+    "DailyLossReset",
+    "DuplicateEntryError",
+    "DuplicateRecordError",
+    "Journal",
+    "JournalError",
+    "OrderIntent",
+    "ReconciliationRecord",
+    "RunSummary",
+    "SettledPosition",
+    "SignedOrderRecord",
+    "UnknownRecordError",
+]

@@ -1,0 +1,154 @@
+"""The journal's schema and its migrations (``PRAGMA user_version`` is the version).
+
+Version 1: runs, decisions, order intents, executions and settlements.
+
+Version 2 adds what live trading needs (a version-1 file is migrated in place):
+
+* ``venue_orders``: the signed venue order of an intent (its EIP-712 order hash, token, amounts),
+  written BEFORE the order is posted.  One per intent (primary key), one per hash: an intent is
+  signed once.  An intent without a signed order was never posted, so reconciliation can close
+  it without asking the venue; one with a signed order is looked up by its hash.
+* ``reconciliations``: what each startup reconciliation found for an order (audit trail).
+* ``daily_loss_resets``: the explicit, manual resets of the daily loss limit.  Realised P&L
+  "today" counts only settlements after the day's start and after the latest reset; nothing
+  but the ``reset-daily-loss`` command writes here.
+
+The lessons table shares the file but not this version chain (``tools.journal.lessons``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from tools.journal.errors import JournalError
+
+SCHEMA_VERSION = 2
+
+_SCHEMA_V1 = """
+CREATE TABLE runs (
+    run_id       TEXT PRIMARY KEY,
+    account      TEXT NOT NULL,
+    mode         TEXT NOT NULL,
+    dataset      TEXT,
+    config_json  TEXT NOT NULL,
+    started_ts   REAL NOT NULL,
+    ended_ts     REAL
+);
+CREATE TABLE decisions (
+    decision_id       TEXT PRIMARY KEY,
+    run_id            TEXT NOT NULL REFERENCES runs(run_id),
+    market_id         TEXT NOT NULL,
+    as_of             REAL NOT NULL,
+    decided_by        TEXT NOT NULL,
+    decision          TEXT NOT NULL,
+    approved          INTEGER NOT NULL CHECK (approved IN (0, 1)),
+    rules_fired_json  TEXT NOT NULL,
+    record_json       TEXT NOT NULL
+);
+CREATE INDEX decisions_run ON decisions(run_id);
+CREATE TABLE order_intents (
+    order_id     TEXT PRIMARY KEY,
+    account      TEXT NOT NULL,
+    run_id       TEXT NOT NULL REFERENCES runs(run_id),
+    decision_id  TEXT NOT NULL UNIQUE,
+    market_id    TEXT NOT NULL,
+    side         TEXT NOT NULL CHECK (side IN ('up', 'down')),
+    stake_usd    REAL NOT NULL,
+    worst_price  REAL NOT NULL,
+    created_ts   REAL NOT NULL,
+    status       TEXT NOT NULL DEFAULT 'pending'
+                 CHECK (status IN ('pending', 'filled', 'killed', 'error')),
+    -- One entry per market window per account, whatever became of the order.
+    UNIQUE (account, market_id)
+);
+CREATE INDEX order_intents_run ON order_intents(run_id);
+CREATE TABLE executions (
+    order_id      TEXT PRIMARY KEY REFERENCES order_intents(order_id),
+    status        TEXT NOT NULL CHECK (status IN ('filled', 'killed', 'error')),
+    broker        TEXT NOT NULL,
+    shares        REAL NOT NULL,
+    avg_price     REAL,
+    notional_usd  REAL NOT NULL,
+    fee_usd       REAL NOT NULL,
+    reason        TEXT,
+    ts            REAL NOT NULL,
+    report_json   TEXT NOT NULL,
+    -- The 'error' report this one replaced after reconciliation, if any (kept for audit).
+    superseded_json  TEXT
+);
+CREATE TABLE settlements (
+    order_id          TEXT PRIMARY KEY REFERENCES executions(order_id),
+    account           TEXT NOT NULL,
+    market_id         TEXT NOT NULL,
+    side              TEXT NOT NULL,
+    outcome           TEXT NOT NULL CHECK (outcome IN ('up', 'down')),
+    outcome_verified  INTEGER NOT NULL CHECK (outcome_verified IN (0, 1)),
+    shares            REAL NOT NULL,
+    notional_usd      REAL NOT NULL,
+    fee_usd           REAL NOT NULL,
+    payout_usd        REAL NOT NULL,
+    pnl_usd           REAL NOT NULL,
+    settled_ts        REAL NOT NULL
+);
+CREATE INDEX settlements_account_ts ON settlements(account, settled_ts);
+"""
+
+_SCHEMA_V2 = """
+CREATE TABLE venue_orders (
+    order_id        TEXT PRIMARY KEY REFERENCES order_intents(order_id),
+    venue           TEXT NOT NULL,
+    order_hash      TEXT NOT NULL UNIQUE,
+    token_id        TEXT NOT NULL,
+    order_type      TEXT NOT NULL CHECK (order_type IN ('FOK', 'FAK')),
+    -- Decimal strings: exactly what was signed (dollars, worst price, base units).
+    amount_usd      TEXT NOT NULL,
+    worst_price     TEXT NOT NULL,
+    maker_amount    TEXT NOT NULL,
+    taker_amount    TEXT NOT NULL,
+    signed_ts       REAL NOT NULL,
+    -- Last venue status seen and the venue's trade ids of the fill (JSON list).
+    venue_status    TEXT,
+    trade_ids_json  TEXT NOT NULL DEFAULT '[]',
+    updated_ts      REAL
+);
+CREATE TABLE reconciliations (
+    reconciliation_id  INTEGER PRIMARY KEY AUTOINCREMENT,
+    account            TEXT NOT NULL,
+    order_id           TEXT,
+    outcome            TEXT NOT NULL,
+    detail             TEXT NOT NULL,
+    ts                 REAL NOT NULL
+);
+CREATE INDEX reconciliations_account ON reconciliations(account, ts);
+CREATE TABLE daily_loss_resets (
+    reset_id  INTEGER PRIMARY KEY AUTOINCREMENT,
+    account   TEXT NOT NULL,
+    reset_ts  REAL NOT NULL,
+    note      TEXT NOT NULL
+);
+CREATE INDEX daily_loss_resets_account ON daily_loss_resets(account, reset_ts);
+"""
+
+# Index i holds the script that migrates user_version i to i + 1.
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
+
+
+def migrate(conn: sqlite3.Connection,
+            tx: Callable[[], AbstractContextManager[sqlite3.Cursor]]) -> None:
+    """Bring the file to ``SCHEMA_VERSION``; a no-op when it is there already."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise JournalError(
+            f"journal schema version {version} is newer than this code ({SCHEMA_VERSION})"
+        )
+    with tx() as cur:
+        # Re-read inside the write lock: another process may have migrated meanwhile.
+        version = int(cur.execute("PRAGMA user_version").fetchone()[0])
+        for step in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[step].split(";"):
+                if statement.strip():
+                    cur.execute(statement)
+        if version < SCHEMA_VERSION:
+            cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -2,11 +2,27 @@
 
 Every endpoint is a setting with the venue's public default, so tests point them at loopback.
 ``load_settings`` turns a validation failure into one line naming the variable.
+
+Misspelled settings are errors, not silently ignored.  Our prefixes are the first word of
+every setting whose name has more than one (``POLYMARKET_``, ``MAX_``, ``OPENAI_``, ``NO_``,
+...: ``OUR_PREFIXES``).  A variable with one of them that is not a setting and not a known
+third-party variable (``THIRD_PARTY_VARIABLES``: ``OPENAI_ORG_ID`` of the OpenAI SDK,
+``NO_COLOR``, ``NO_PROXY``, ...) is an error naming it and the closest setting:
+
+* in ``.env`` (the project's own file) always;
+* in the process environment only when it is within a typo of a setting (difflib ratio
+  ``ENV_TYPO_RATIO``): the environment is shared with every other program (``MAX_JOBS`` of a
+  build, ``LOG_FORMAT`` of something else), so only what is evidently meant for us is refused.
+
+Variables without one of our prefixes (``LANGSMITH_*``, ``PATH``) are never looked at.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,6 +35,13 @@ from core.errors import UserError
 
 SentimentSource = Literal["recorded", "tavily", "twitter", "reddit"]
 _SUBREDDIT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{1,20}")
+# MARKETS: "<asset>-<length>[:<variant>]" (the grammar of tools.polymarket.markets, which
+# builds the series; checked here so a bad value fails at load, in every command).
+MARKET_ASSETS = ("BTC", "ETH", "SOL", "XRP")
+_MARKET_SPEC_RE = re.compile(r"([a-z]+)-(\d+)([sm])(?::([a-z0-9_]+))?")
+# Private key: 32 bytes of hex (the 0x prefix is optional, as the signer accepts both).
+_PRIVATE_KEY_RE = re.compile(r"(0x)?[0-9a-fA-F]{64}")
+_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 class ConfigError(UserError):
@@ -110,6 +133,7 @@ class Settings(BaseSettings):
     max_consecutive_losses: int = Field(default=4, ge=1)
     loss_cooldown_s: float = Field(default=3600.0, ge=0)
     require_verified_price_to_beat: bool = True
+    price_to_beat_tolerance_rel: float = Field(default=1e-4, gt=0, lt=0.01)  # sources agree
     stop_file: Path = Path("STOP")
 
     # --- runner and records ---
@@ -129,6 +153,12 @@ class Settings(BaseSettings):
     ai_decision_log_path: Path = Path("logs/decisions.jsonl")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
+
+    @field_validator("markets")
+    @classmethod
+    def _markets(cls, v: str) -> str:
+        check_markets(v)
+        return v
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -164,6 +194,100 @@ class Settings(BaseSettings):
 _SECRET_FIELDS = frozenset(
     name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
 )
+KNOWN_VARIABLES = frozenset(name.upper() for name in Settings.model_fields)
+OUR_PREFIXES = frozenset(name.split("_")[0] + "_" for name in KNOWN_VARIABLES if "_" in name)
+# Other programs' variables under our prefixes: the OpenAI SDK and LangChain's OpenAI client,
+# and the conventions every terminal program honours.
+THIRD_PARTY_VARIABLES = frozenset({
+    "OPENAI_ORG_ID", "OPENAI_ORGANIZATION", "OPENAI_PROJECT_ID", "OPENAI_API_BASE",
+    "OPENAI_API_TYPE", "OPENAI_API_VERSION", "OPENAI_LOG", "OPENAI_PROXY",
+    "OPENAI_WEBHOOK_SECRET", "OPENAI_ADMIN_KEY",
+    "NO_COLOR", "NO_PROXY",
+})
+ENV_TYPO_RATIO = 0.85
+
+
+def check_markets(text: str) -> None:
+    """Raise ValueError naming the first market spec of ``text`` that cannot be traded."""
+    seen: set[tuple[str, int]] = set()
+    for part in text.split(","):
+        spec = part.strip().lower()
+        if not spec:
+            continue
+        found = _MARKET_SPEC_RE.fullmatch(spec)
+        if found is None:
+            raise ValueError(f"market {part.strip()!r} is not <asset>-<length> "
+                             "(e.g. btc-15m, eth-5m)")
+        asset = found.group(1).upper()
+        if asset not in MARKET_ASSETS:
+            raise ValueError(f"market {part.strip()!r}: asset must be one of "
+                             f"{', '.join(a.lower() for a in MARKET_ASSETS)}")
+        length_s = int(found.group(2)) * (60 if found.group(3) == "m" else 1)
+        if length_s <= 0:
+            raise ValueError(f"market {part.strip()!r}: window length must be > 0")
+        if (asset, length_s) in seen:
+            raise ValueError(f"market {part.strip()!r} is listed twice")
+        seen.add((asset, length_s))
+    if not seen:
+        raise ValueError("no market given (e.g. MARKETS=btc-15m)")
+
+
+def private_key_problem(key: SecretStr | None) -> str | None:
+    """Why the configured private key cannot sign (None if it can); never shows the key."""
+    if key is None or not key.get_secret_value().strip():
+        return "not set"
+    if not _PRIVATE_KEY_RE.fullmatch(key.get_secret_value().strip()):
+        return "not 32-byte hex (64 hex digits, optionally 0x-prefixed)"
+    return None
+
+
+def address_problem(address: str | None) -> str | None:
+    """Why ``address`` is not a wallet address (None if it is one)."""
+    if not address or not address.strip():
+        return "not set"
+    if not _ADDRESS_RE.fullmatch(address.strip()):
+        return f"not an address (0x and 40 hex digits, got {address.strip()!r})"
+    return None
+
+
+def _closest(name: str) -> list[str]:
+    return difflib.get_close_matches(name, sorted(KNOWN_VARIABLES), n=1, cutoff=0.6)
+
+
+def unknown_variables(names: Iterable[str], *, typos_only: bool) -> list[tuple[str, str | None]]:
+    """Names with one of our prefixes that are no setting and no third party's, each with the
+    closest setting (None: nothing close).  ``typos_only``: only those close to a setting."""
+    found: list[tuple[str, str | None]] = []
+    for raw in names:
+        name = raw.upper()
+        if (name in KNOWN_VARIABLES or name in THIRD_PARTY_VARIABLES
+                or not name.startswith(tuple(OUR_PREFIXES))):
+            continue
+        if typos_only:
+            close = difflib.get_close_matches(name, sorted(KNOWN_VARIABLES), n=1,
+                                              cutoff=ENV_TYPO_RATIO)
+            if close:
+                found.append((raw, close[0]))
+        else:
+            close = _closest(name)
+            found.append((raw, close[0] if close else None))
+    return found
+
+
+def _check_names(env_file: str | Path | None, environ: Mapping[str, str]) -> None:
+    from dotenv import dotenv_values
+
+    sources: list[tuple[str, list[tuple[str, str | None]]]] = []
+    if env_file is not None and Path(env_file).is_file():
+        names = dotenv_values(env_file, encoding="utf-8").keys()
+        sources.append((str(env_file), unknown_variables(names, typos_only=False)))
+    sources.append(("the environment", unknown_variables(environ.keys(), typos_only=True)))
+    for where, unknown in sources:
+        if unknown:
+            name, close = unknown[0]
+            hint = f"did you mean {close}?" if close else "no setting has that name"
+            more = f" (+{len(unknown) - 1} more)" if len(unknown) > 1 else ""
+            raise ConfigError(f"unknown setting {name} in {where}: {hint}{more}")
 
 
 def _one_line(err: ValidationError) -> str:
@@ -177,8 +301,12 @@ def _one_line(err: ValidationError) -> str:
     return f"invalid setting {name}: {first['msg']}{shown}{more}"
 
 
-def load_settings(env_file: str | Path | None = ".env") -> Settings:
-    """Read and validate settings; raises ConfigError with one line naming the bad variable."""
+def load_settings(env_file: str | Path | None = ".env",
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate settings; raises ConfigError with one line naming the bad variable
+    (a value that does not validate, or a misspelled name: see the module docstring).
+    ``environ``: the environment to check names in (default ``os.environ``)."""
+    _check_names(env_file, os.environ if environ is None else environ)
     try:
         return Settings(_env_file=env_file)  # type: ignore[call-arg]
     except ValidationError as err:

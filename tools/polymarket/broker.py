@@ -17,12 +17,18 @@
    replace later.  It never signs or posts a second order for the same order id.
 
 Named states (the first word of a report's reason): ``filled``, ``fok_not_filled``,
-``no_match``, ``insufficient_balance``, ``engine_restarting``, ``post_only_mode``,
-``rate_limited``, ``cloudflare_blocked``, ``auth_rejected``, ``invalid_precision``,
-``order_rejected`` ..., ``not_found_at_venue`` (looked up: the venue never got it),
-``outcome_unknown``; and before sending: ``not_connected``, ``stale_snapshot``,
-``backing_off``, ``market_closed``, ``market_lookup_failed``, ``invalid_order_terms``,
-``signing_mismatch``, ``journal_refused``, ``kill_switch``, ``connect_failed``.
+``no_match``, ``insufficient_balance``, ``invalid_precision``, ``below_minimum_size``,
+``invalid_expiration``, ``market_not_ready``, ``order_rejected`` ... (this order);
+``engine_restarting``, ``post_only_mode``, ``trading_disabled``, ``cancel_only``,
+``rate_limited``, ``cloudflare_blocked`` (the venue: back off); ``account_banned``,
+``account_closed_only``, ``geoblocked`` (this account: every later order is refused
+``account_restricted``, never read as market state); ``auth_rejected``; ``delayed`` (held for
+the market's taker delay, looked up after it); ``duplicate_order`` / ``execution_error`` /
+``delay_failed`` (may exist: looked up); ``not_found_at_venue`` (looked up: the venue never
+got it), ``outcome_unknown``; and before sending: ``not_connected``, ``stale_snapshot``,
+``account_restricted``, ``backing_off``, ``market_closed``, ``market_lookup_failed``,
+``invalid_order_terms``, ``signing_mismatch``, ``journal_refused``, ``kill_switch``,
+``connect_failed``.
 
 Crash-test hook: ``checkpoint(name)`` is called at "after_sign", "before_post", "after_post"
 and "before_journal_write"; it does nothing unless a test driver injects a hook.
@@ -82,6 +88,7 @@ from tools.polymarket.wire import (
     parse_gamma_market,
     parse_order,
     parse_trades,
+    refusal_scope,
 )
 
 log = get_logger("updown.clob")
@@ -93,6 +100,8 @@ RATE_LIMIT_BACKOFF_S = 10.0
 CLOUDFLARE_BACKOFF_S = 60.0
 # The venue's /time has one-second resolution, so offsets are known to about half a second.
 MAX_CLOCK_OFFSET_S = 2.0
+# Venue-wide states that last at least the restart back-off.
+_HALTS = frozenset({"engine_restarting", "post_only_mode", "trading_disabled", "cancel_only"})
 
 
 class OrderStore(Protocol):
@@ -177,9 +186,14 @@ class LiveClobBroker:
         self._checkpoint = checkpoint
         self._blocked_until = 0.0
         self._blocked_code = ""
+        # Set once the venue refuses this account itself (banned, closed-only, region): no
+        # order is sent again in this process, whatever the market does.
+        self.account_restriction: str | None = None
         self.startup: StartupCheck | None = None
         # Order ids this broker has signed: a second call for one id is refused unsent.
         self._signed_ids: set[str] = set()
+        # Order hash -> order id, so a state met mid-flight (delayed) is journaled at once.
+        self._order_ids: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"LiveClobBroker({self._signer!r})"
@@ -329,6 +343,8 @@ class LiveClobBroker:
         age = self._clock.now() - snap.as_of
         if age > self.max_snapshot_age_s:
             return not_sent("stale_snapshot", f"snapshot is {age:.1f}s old")
+        if self.account_restriction is not None:
+            return not_sent("account_restricted", self.account_restriction)
         if self._monotonic() < self._blocked_until:
             left = self._blocked_until - self._monotonic()
             return not_sent("backing_off", f"after {self._blocked_code}"
@@ -354,6 +370,7 @@ class LiveClobBroker:
             signed = self._signer.sign_market_buy(token_id, terms, neg_risk=market.neg_risk)
         except Exception as err:  # nothing exists yet; the message is not echoed (key frames)
             return not_sent("signing_failed", type(err).__name__)
+        self._order_ids[signed.order_hash] = order_id
         self._checkpoint("after_sign")
         log.debug("order_signed", order_id=order_id, order_hash=signed.order_hash[:18],
                   token_id=token_id, amount_usd=str(terms.amount_usd),
@@ -410,6 +427,8 @@ class LiveClobBroker:
             self._back_off(result)
             return Resolution("killed", result.code, result.detail,
                               venue_status=f"rejected:{result.code}")
+        if result.code == "delayed" or result.venue_status == "delayed":
+            return self._await_delayed(signed, market, result, posted_at)
         if result.kind == "accepted":
             if result.order_id and result.order_id.lower() != signed.order_hash.lower():
                 # Reconciliation looks orders up by the journaled hash: say so loudly.
@@ -432,6 +451,33 @@ class LiveClobBroker:
                             deadline=self._monotonic() + self.lookup_timeout_s,
                             first_code=result.code)
 
+    def _await_delayed(self, signed: SignedBuy, market: MarketInfo, result: PostResult,
+                       posted_at: float) -> Resolution:
+        """A marketable order the venue holds for the market's taker delay: journal it as
+        delayed at once, look it up only once the delay has passed, never send it again."""
+        order_ref = result.order_id or signed.order_hash
+        delayed = Resolution("unknown", "delayed", f"held for the taker delay "
+                             f"({market.seconds_delay:g}s): {result.detail or 'delayed'}",
+                             venue_status="delayed")
+        self._remember_status(signed, delayed)
+        log.info("order_delayed", order_hash=order_ref[:18], seconds=market.seconds_delay)
+        wait = posted_at + market.seconds_delay - self._monotonic()
+        if wait > 0:
+            self._sleep(wait)
+        res = self.resolve(order_ref, market, posted_at=posted_at,
+                           deadline=self._monotonic() + self.lookup_timeout_s,
+                           first_code="delayed")
+        if res.status == "unknown":
+            # Still held or unseen: a named state for reconciliation to finish, not a guess.
+            return Resolution("unknown", "delayed", f"{delayed.detail}; {res.detail}",
+                              venue_status="delayed")
+        return res
+
+    def _remember_status(self, signed: SignedBuy, res: Resolution) -> None:
+        order_id = self._order_ids.get(signed.order_hash)
+        if order_id is not None:
+            self._remember(order_id, res)
+
     def _fill_from_answer(self, result: PostResult, terms: BuyTerms, market: MarketInfo
                           ) -> Resolution | None:
         """A fill from the POST answer's amounts, if they are plausible; else None (look up)."""
@@ -450,8 +496,17 @@ class LiveClobBroker:
                           venue_status="matched", trade_ids=result.trade_ids)
 
     def _back_off(self, result: PostResult) -> None:
+        if refusal_scope(result.code) == "account":
+            # No wait fixes this and it is not the market's state: refuse every later order.
+            self.account_restriction = f"{result.code}: {result.detail}"
+            self._blocked_until = math.inf
+            self._blocked_code = result.code
+            log.error("account_restricted", code=result.code, detail=result.detail)
+            return
         default = {"engine_restarting": ENGINE_RESTART_BACKOFF_S,
                    "post_only_mode": ENGINE_RESTART_BACKOFF_S,
+                   "trading_disabled": ENGINE_RESTART_BACKOFF_S,
+                   "cancel_only": ENGINE_RESTART_BACKOFF_S,
                    "rate_limited": RATE_LIMIT_BACKOFF_S,
                    "cloudflare_blocked": CLOUDFLARE_BACKOFF_S}.get(result.code)
         if result.code == "auth_rejected":
@@ -468,8 +523,10 @@ class LiveClobBroker:
         if default is None:
             return
         wait = max(default if result.retry_after_s is None else result.retry_after_s, 0.0)
-        if result.code in ("engine_restarting", "post_only_mode"):
-            wait = max(wait, default)  # the post-only window follows any restart
+        if result.code in _HALTS:
+            # A restart is followed by a post-only window, and a halt lasts as long as it
+            # lasts: never shorter than the restart back-off, whatever Retry-After says.
+            wait = max(wait, default)
         self._blocked_until = max(self._blocked_until, self._monotonic() + wait)
         self._blocked_code = result.code
         log.warning("venue_back_off", code=result.code, seconds=round(wait, 1))

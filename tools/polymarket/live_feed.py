@@ -25,7 +25,12 @@ from feeds.binance import BinanceTradeFeed, KlinesError, fetch_klines
 from feeds.ws import USER_AGENT, Backoff, FeedCounters, WsFeed, public_url
 from tools.polymarket.gamma import BTC_15M, GammaClient, GammaError, MarketWindow, WindowSeries
 from tools.polymarket.market_channel import ClobMarketFeed, MarketResolved, OrderBooks
-from tools.polymarket.price_to_beat import CryptoPriceClient
+from tools.polymarket.price_to_beat import (
+    PRICE_TO_BEAT_TOLERANCE_REL,
+    CryptoPriceClient,
+    GammaEventClient,
+    PriceToBeat,
+)
 from tools.polymarket.rtds import ReferenceSymbols, RtdsFeed
 from tools.polymarket.store import LiveStatus, ResolvedOutcome, SnapshotStore
 
@@ -115,13 +120,15 @@ class LiveFeed:
         series: WindowSeries = BTC_15M,
         timings: FeedTimings | None = None,
         http: httpx.AsyncClient | None = None,
+        price_to_beat_tolerance: float = PRICE_TO_BEAT_TOLERANCE_REL,
     ) -> None:
         self.endpoints = endpoints
         self.clock = clock
         self.series = series
         self.timings = t = timings or FeedTimings()
         self.books = OrderBooks(clock)
-        self.store = SnapshotStore(clock, books=self.books, asset=series.asset)
+        self.store = SnapshotStore(clock, books=self.books, asset=series.asset,
+                                   price_to_beat_tolerance=price_to_beat_tolerance)
         # Symbols follow the series' asset (BTC: the defaults, "BTCUSDT" and "btc/usd").
         self.symbol = f"{series.asset.upper()}USDT"
         self.binance = BinanceTradeFeed(endpoints.binance_ws, clock, self.store.on_trade,
@@ -162,6 +169,10 @@ class LiveFeed:
     @property
     def crypto_price(self) -> CryptoPriceClient:
         return CryptoPriceClient(self.endpoints.crypto_price, self.http, self.series)
+
+    @property
+    def gamma_event(self) -> GammaEventClient:
+        return GammaEventClient(self.endpoints.gamma, self.http)
 
     @property
     def window(self) -> MarketWindow | None:
@@ -336,29 +347,32 @@ class LiveFeed:
         return found
 
     async def _resolve_price_to_beat(self, window: MarketWindow) -> None:
-        """Ask the crypto-price endpoint until it states the open (the streams may beat it)."""
-        client = self.crypto_price
-        if not client.supported:
-            return
+        """Ask the crypto-price endpoint and Gamma's event until each has stated the open.
+
+        Both are asked even when one already answered: the store compares verified sources
+        and leaves the price to beat unverified when they disagree.
+        """
+        sources: dict[str, Callable[[MarketWindow], Coroutine[Any, Any, PriceToBeat | None]]]
+        sources = {"gamma_event": self.gamma_event.price_to_beat}
+        if self.crypto_price.supported:
+            sources["crypto_price_api"] = self.crypto_price.price_to_beat
         await self._sleep_until(window.start_ts)
-        failures = 0
-        while self.clock.now() < window.end_ts:
-            current = self.store.price_to_beat
-            if (current is not None and current.market_id == window.market_id
-                    and current.source == "crypto_price_api"):
-                return
-            try:
-                found = await client.price_to_beat(window)
-            except httpx.HTTPError as exc:
-                failures += 1
-                if failures in (1, 10):
-                    log.warning("crypto_price_failed", market_id=window.market_id,
-                                error=_reason(exc))
-                found = None
-            if found is not None:
-                self.store.offer_price_to_beat(found)
-                return
-            await asyncio.sleep(self.timings.price_to_beat_poll_s)
+        failures: dict[str, int] = {}
+        while sources and self.clock.now() < window.end_ts:
+            for name, ask in list(sources.items()):
+                try:
+                    found = await ask(window)
+                except httpx.HTTPError as exc:
+                    failures[name] = failures.get(name, 0) + 1
+                    if failures[name] in (1, 10):
+                        log.warning("price_to_beat_source_failed", source=name,
+                                    market_id=window.market_id, error=_reason(exc))
+                    found = None
+                if found is not None:
+                    self.store.offer_price_to_beat(found)
+                    del sources[name]
+            if sources:
+                await asyncio.sleep(self.timings.price_to_beat_poll_s)
 
     async def _resolve_outcome(self, window: MarketWindow) -> None:
         """After the close: the venue's own close price decides the outcome (ties go Up)."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from core.clock import Clock
@@ -33,7 +33,7 @@ from core.snapshot import BookTop, Candles, MarketSnapshot
 from feeds.binance import PRICE_SOURCE, Kline, Trade
 from tools.polymarket.gamma import MarketWindow
 from tools.polymarket.market_channel import Level, MarketResolved, OrderBooks
-from tools.polymarket.price_to_beat import PriceToBeat
+from tools.polymarket.price_to_beat import PRICE_TO_BEAT_TOLERANCE_REL, PriceToBeat
 from tools.polymarket.rtds import ReferenceTick
 
 log = get_logger("updown.feeds.store")
@@ -92,6 +92,7 @@ class SnapshotStore:
         candle_history: int = 120,
         first_tick_tolerance_s: float = 5.0,
         reference_history: int = 900,
+        price_to_beat_tolerance: float = PRICE_TO_BEAT_TOLERANCE_REL,
     ) -> None:
         if not candle_interval_s > 0:
             raise ValueError(f"candle_interval_s must be > 0, got {candle_interval_s}")
@@ -104,6 +105,9 @@ class SnapshotStore:
 
         self.window: MarketWindow | None = None
         self.price_to_beat: PriceToBeat | None = None
+        self.price_to_beat_tolerance = price_to_beat_tolerance
+        # Windows whose verified sources disagreed: never verified again.
+        self._disputed: set[str] = set()
         self.outcomes: dict[str, ResolvedOutcome] = {}
 
         # Trades (hot path: plain attributes, no allocation but the bar tuple per minute).
@@ -211,17 +215,32 @@ class SnapshotStore:
                 previous = tick
 
     def offer_price_to_beat(self, candidate: PriceToBeat) -> bool:
-        """Adopt ``candidate`` if it is for the current window and outranks what we have."""
+        """Adopt ``candidate`` if it is for the current window and outranks what we have.
+
+        Two verified sources that disagree beyond the tolerance make the window's price to
+        beat unverified for good (the guard then refuses): one of them is wrong, whichever
+        ranks higher.
+        """
         window = self.window
         if window is None or candidate.market_id != window.market_id:
             return False
-        if not candidate.outranks(self.price_to_beat):
-            return False
         current = self.price_to_beat
-        if current is not None and abs(candidate.value / current.value - 1.0) > 0.001:
+        if (current is not None and current.verified and candidate.verified
+                and candidate.source != current.source
+                and candidate.disagrees(current, self.price_to_beat_tolerance)):
+            self._disputed.add(window.market_id)
             log.warning("price_to_beat_disagrees", market_id=window.market_id,
-                        kept=candidate.source, value=candidate.value,
-                        replaced=current.source, replaced_value=current.value)
+                        source=candidate.source, value=candidate.value,
+                        other=current.source, other_value=current.value,
+                        tolerance_rel=self.price_to_beat_tolerance)
+        disputed = window.market_id in self._disputed
+        if not candidate.outranks(current):
+            if disputed and current is not None and current.verified:
+                self.price_to_beat = replace(current, verified=False)
+                return True
+            return False
+        if disputed:
+            candidate = replace(candidate, verified=False)
         self.price_to_beat = candidate
         log.info("price_to_beat", market_id=window.market_id, value=candidate.value,
                  source=candidate.source, verified=candidate.verified)

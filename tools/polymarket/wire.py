@@ -44,6 +44,32 @@ TERMINAL_ORDER_STATUSES = frozenset({
 })
 # A trade that failed on chain never became a position.
 FAILED_TRADE_STATUS = "FAILED"
+# A trade is provisional until one of these: MATCHED, MATCHED_NOT_BROADCASTED, MINED and
+# RETRYING can still end FAILED on chain (venue.md; REST may prefix ``TRADE_STATUS_``).
+FINAL_TRADE_STATUSES = frozenset({"CONFIRMED", FAILED_TRADE_STATUS})
+TRADE_STATUSES = frozenset({"MATCHED", "MATCHED_NOT_BROADCASTED", "MINED", "RETRYING",
+                            "CONFIRMED", FAILED_TRADE_STATUS})
+
+# Who an order refusal is about.  "order": this order only; "market": this market (closed,
+# not ready); "venue": the whole exchange for a while (restart, halt, cancel-only, rate limit:
+# back off); "account": this account or its region (banned, closed-only, geoblocked), which
+# no waiting fixes - the session must stop and say why, never read it as market state.
+RefusalScope = Literal["order", "market", "venue", "account"]
+ACCOUNT_RESTRICTIONS = frozenset({"account_banned", "account_closed_only", "geoblocked"})
+VENUE_HALTS = frozenset({"engine_restarting", "post_only_mode", "trading_disabled",
+                         "cancel_only", "rate_limited", "cloudflare_blocked"})
+MARKET_STATES = frozenset({"market_closed", "market_not_ready"})
+
+
+def refusal_scope(code: str) -> RefusalScope:
+    """Whether a refusal named ``code`` is about the order, the market, the venue or us."""
+    if code in ACCOUNT_RESTRICTIONS:
+        return "account"
+    if code in VENUE_HALTS:
+        return "venue"
+    if code in MARKET_STATES:
+        return "market"
+    return "order"
 
 
 class VenueFormatError(ValueError):
@@ -99,6 +125,9 @@ class MarketInfo:
     # Index-aligned outcome prices mapped to sides ("1"/"0" once resolved).
     up_price: Decimal | None
     down_price: Decimal | None
+    # Gamma's ``secondsDelay``: how long a marketable order is held before matching (taker
+    # delay); an answer "delayed" is looked up only after it has passed.
+    seconds_delay: float = 0.0
 
     def token_for(self, side: Side) -> str:
         return self.up_token_id if side == "up" else self.down_token_id
@@ -127,6 +156,17 @@ def _iso_ts(value: Any) -> float | None:
     return parse_iso(value, naive_is_utc=False)
 
 
+def _seconds(value: Any) -> float:
+    """A non-negative number of seconds (Gamma sends an integer); absent or bad is 0."""
+    if value is None or isinstance(value, bool):
+        return 0.0
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return seconds if math.isfinite(seconds) and seconds >= 0 else 0.0
+
+
 def parse_gamma_market(doc: Mapping[str, Any], *, fallback_fees: FeeSchedule) -> MarketInfo:
     """A Gamma ``/markets/slug/{slug}`` document as a ``MarketInfo``."""
     try:
@@ -152,6 +192,7 @@ def parse_gamma_market(doc: Mapping[str, Any], *, fallback_fees: FeeSchedule) ->
             window_end=_iso_ts(doc.get("endDate")),
             up_price=price_by_label.get("up"),
             down_price=price_by_label.get("down"),
+            seconds_delay=_seconds(doc.get("secondsDelay")),
         )
     except (KeyError, TypeError, ValueError) as err:
         if isinstance(err, VenueFormatError):
@@ -238,28 +279,67 @@ def _retry_after(value: str | None) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
+# The venue's documented refusals (docs.polymarket.com order errors and error codes), matched
+# by their code name or their wording, most specific first.  Account restrictions come before
+# anything that mentions "closed": "closed only mode" is about the account, not the market.
+_ERROR_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("banned", "blocked address", "sanctioned"), "account_banned"),
+    (("closed only", "closed-only", "close only", "close-only", "closed_only"),
+     "account_closed_only"),
+    (("geoblock", "your region", "your country", "jurisdiction", "restricted in"),
+     "geoblocked"),
+    (("trading is currently disabled", "trading disabled", "trading_disabled"),
+     "trading_disabled"),
+    (("cancel-only", "cancel only", "cancel_only"), "cancel_only"),
+    (("invalid post-only order", "crosses book", "would cross"), "post_only_would_cross"),
+    (("post only mode", "post-only mode", "postonly mode", "only post-only orders"),
+     "post_only_mode"),
+    (("duplicated", "already been placed"), "duplicate_order"),
+    (("delaying_order_error", "error delaying"), "delay_failed"),
+    (("order_delayed", "match delayed"), "delayed"),
+    (("execution_error", "could not run the execution"), "execution_error"),
+    (("fok_order_not_filled", "fully filled", "fok"), "fok_not_filled"),
+    (("market_not_ready", "not yet ready", "not ready"), "market_not_ready"),
+    (("not_enough_balance", "balance", "allowance"), "insufficient_balance"),
+    (("invalid_order_expiration", "expiration"), "invalid_expiration"),
+    (("invalid nonce",), "invalid_nonce"),
+    (("no match", "no orders found to match"), "no_match"),
+    (("version",), "order_version_mismatch"),
+    (("min_tick_size", "tick", "precision", "decimal", "invalid amount"),
+     "invalid_precision"),
+    (("invalid_order_min_size", "lower than the minimum", "min size", "minimum size"),
+     "below_minimum_size"),
+    (("signature", "signer"), "invalid_signature"),
+    (("market is closed", "closed", "not accepting", "resolved"), "market_closed"),
+)
+# Refusals after which the order may nonetheless exist (or match later): look it up, never
+# conclude "rejected".  A duplicate means this very order was already placed.
+_MAY_EXIST = frozenset({"duplicate_order", "execution_error", "delay_failed", "delayed"})
+
+
 def _error_code(message: str) -> str:
-    """The named state of a venue error message (the venue's wording, lower-cased)."""
+    """The named state of a venue error message (its code name or its wording)."""
     m = message.lower()
-    if "balance" in m or "allowance" in m:
-        return "insufficient_balance"
-    if "fully filled" in m or "fok" in m:
-        return "fok_not_filled"
-    if "post only" in m or "post-only" in m or "postonly" in m:
-        return "post_only_mode"
-    if "no match" in m or "no orders found to match" in m:
-        return "no_match"
-    if "version" in m:
-        return "order_version_mismatch"
-    if "tick" in m or "precision" in m or "decimal" in m or "invalid amount" in m:
-        return "invalid_precision"
-    if "size" in m and ("min" in m or "lower than" in m):
-        return "below_minimum_size"
-    if "signature" in m or "signer" in m:
-        return "invalid_signature"
-    if "closed" in m or "not accepting" in m or "resolved" in m:
-        return "market_closed"
+    for needles, code in _ERROR_RULES:
+        if any(n in m for n in needles):
+            return code
     return "order_rejected"
+
+
+def _refusal(status: int, message: str, retry_after: str | None) -> PostResult:
+    code = _error_code(message)
+    detail = f"HTTP {status}: {_short(message)}" if status != 200 else _short(message)
+    kind: PostKind = "unknown" if code in _MAY_EXIST else "rejected"
+    return PostResult(kind, code, detail, retry_after_s=_retry_after(retry_after))
+
+
+def _message(body: Any, text: str) -> str:
+    if isinstance(body, Mapping):
+        for key in ("error", "errorMsg", "message", "msg"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return text
 
 
 def classify_post(
@@ -274,9 +354,16 @@ def classify_post(
             body = None
     html = body is None and "<html" in text[:2048].lower()
 
+    if status in (503, 403) and not html and body is not None:
+        # The venue's own answer (JSON, not a gateway page): a trading halt, cancel-only
+        # period or an account/region restriction is a refusal - the order does not exist.
+        code = _error_code(_message(body, text))
+        if code in VENUE_HALTS or code in ACCOUNT_RESTRICTIONS:
+            return _refusal(status, _message(body, text), retry_after)
     if status >= 500:
         # A gateway error can come after the engine accepted the order: unknown, look it up.
-        return PostResult("unknown", "venue_5xx", f"HTTP {status}: {_short(text)}")
+        return PostResult("unknown", "venue_5xx", f"HTTP {status}: {_short(text)}",
+                          retry_after_s=_retry_after(retry_after))
     if status == 425:
         return PostResult("rejected", "engine_restarting",
                           f"HTTP 425 (matching engine restarting): {_short(text)}",
@@ -292,12 +379,7 @@ def classify_post(
         return PostResult("rejected", "auth_rejected",
                           f"HTTP 401 (credentials or clock skew): {_short(text)}")
     if status != 200:
-        message = ""
-        if isinstance(body, Mapping):
-            message = str(body.get("error") or body.get("errorMsg") or body.get("message") or "")
-        message = message or text
-        return PostResult("rejected", _error_code(message), f"HTTP {status}: {_short(message)}",
-                          retry_after_s=_retry_after(retry_after))
+        return _refusal(status, _message(body, text), retry_after)
 
     if not isinstance(body, Mapping):
         return PostResult("unknown", "unreadable_response", f"HTTP 200: {_short(text)}")
@@ -305,7 +387,9 @@ def classify_post(
     order_id = body.get("orderID") or body.get("orderId")
     if not body.get("success", False) or not order_id:
         if error_msg:
-            return PostResult("rejected", _error_code(error_msg), _short(error_msg))
+            return _refusal(200, error_msg, retry_after)
+        if str(body.get("status") or "").lower() == "unmatched":
+            return PostResult("rejected", "no_match", "venue reports the order unmatched")
         return PostResult("unknown", "unreadable_response", f"HTTP 200: {_short(text)}")
     venue_status = str(body.get("status") or "").lower()
     try:
@@ -351,10 +435,20 @@ class VenueTrade:
     def failed(self) -> bool:
         return self.status == FAILED_TRADE_STATUS
 
+    @property
+    def final(self) -> bool:
+        """CONFIRMED or FAILED: nothing more will happen to this trade on chain."""
+        return self.status in FINAL_TRADE_STATUSES
+
 
 def normalise_status(status: Any) -> str:
     text = str(status or "").strip().upper()
     return text.removeprefix("ORDER_STATUS_")
+
+
+def normalise_trade_status(status: Any) -> str:
+    """A trade status without REST's ``TRADE_STATUS_`` prefix, upper case."""
+    return str(status or "").strip().upper().removeprefix("TRADE_STATUS_")
 
 
 def parse_order(doc: Any) -> VenueOrder | None:
@@ -391,7 +485,7 @@ def parse_trades(doc: Any) -> tuple[list[VenueTrade], str | None]:
                 side=str(t.get("side") or "").upper(),
                 price=dec(str(t["price"])),
                 shares=dec(str(t["size"])),
-                status=str(t.get("status") or "").upper(),
+                status=normalise_trade_status(t.get("status")),
             ))
     except (KeyError, TypeError, AttributeError) as err:
         raise VenueFormatError(f"unexpected trade record: {err!r}") from None

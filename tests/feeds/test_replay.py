@@ -13,7 +13,7 @@ import pytest
 
 from core.fees import FEES_QUADRATIC_FROM
 from feeds.recorded import EMBEDDED_DATASET_DIR, RecordedDataset, RecordedMarket, load_dataset
-from feeds.replay import SKIP_NO_PRICE_AT_START, SKIP_NO_PRICE_PATH, ReplayFeed
+from feeds.replay import SKIP_NO_PRICE_PATH, SKIP_PRICE_STARTS_LATE, ReplayFeed
 
 FIRST = "btc-updown-15m-1766745000"
 
@@ -194,7 +194,7 @@ def test_skipped_windows_are_counted(tmp_path: Path) -> None:
     prices = "ts,asset,price\n500,BTC,1\n1000,BTC,2\n"
     feed = ReplayFeed(load_dataset(write_synthetic(tmp_path, markets, prices)))
     assert [m.market_id for m in feed.markets] == ["syn-ok"]
-    assert feed.skipped == {SKIP_NO_PRICE_AT_START: 1, SKIP_NO_PRICE_PATH: 1}
+    assert feed.skipped == {SKIP_PRICE_STARTS_LATE: 1, SKIP_NO_PRICE_PATH: 1}
     early = feed.dataset.market("syn-early")
     with pytest.raises(ValueError, match="not replayable"):
         feed.snapshot_at(early, 600.0)

@@ -1,7 +1,9 @@
 """Self-contained HTML reports of an eval: headline numbers, four plots, the tables behind them.
 
 Plots are drawn with matplotlib (Agg, no display) into PNGs embedded as base64 ``data:`` URIs,
-so one ``.html`` file is the whole report: no network, no CDN, no scripts.
+so one ``.html`` file is the whole report: no network, no CDN, no scripts.  The equity curve
+is inline SVG instead, so its 95% band is an element of the page (``<g id="ci-band">``) that
+a reader's tools, and the tests, can find.
 
 The page layout has fixed pixel geometry (``LAYOUT``): a header of fixed height, then the four
 plots in a 2 x 2 grid of fixed-size cells, then the tables.  A user gets the pictures first;
@@ -28,13 +30,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from evals.methods import methods_note
+
 
 @dataclass(frozen=True, slots=True)
 class Layout:
     """Pixel geometry of the page (CSS pixels; the screenshot test relies on it)."""
 
     page_padding: int = 12
-    header_height: int = 190
+    header_height: int = 215
     cell_width: int = 670
     cell_height: int = 500
     image_height: int = 460
@@ -69,7 +73,9 @@ class Plot:
     name: str
     title: str
     caption: str
-    png: bytes
+    png: bytes = b""
+    # Inline SVG markup instead of a PNG (the equity curve: its band is a page element).
+    svg: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +84,24 @@ class TableSpec:
     headers: Sequence[str]
     rows: Sequence[Sequence[Any]]
     note: str = ""
+    # The table element's id (stable, for readers' tools and the tests).
+    id: str = ""
 
 
 def new_figure() -> tuple[Figure, Any]:
     fig = plt.figure(figsize=(LAYOUT.cell_width / DPI, LAYOUT.image_height / DPI), dpi=DPI)
     ax = fig.add_subplot(1, 1, 1)
     return fig, ax
+
+
+def to_svg(fig: Figure) -> str:
+    """The figure as inline SVG markup (no XML prolog), element ids (gid) kept."""
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "updown", "svg.fonttype": "path"}):
+        fig.savefig(buf, format="svg", dpi=DPI)
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
 
 
 def to_png(fig: Figure) -> bytes:
@@ -127,7 +145,11 @@ h1 {{ font-size: 22px; margin: 0 0 2px; }}
          grid-auto-rows: {LAYOUT.cell_height}px; }}
 figure {{ margin: 0; width: {LAYOUT.cell_width}px; height: {LAYOUT.cell_height}px;
           overflow: hidden; }}
-figure img {{ display: block; width: {LAYOUT.cell_width}px; height: {LAYOUT.image_height}px; }}
+figure img, figure svg {{ display: block; width: {LAYOUT.cell_width}px;
+                          height: {LAYOUT.image_height}px; }}
+.verdict {{ margin: 8px 0 0; font-weight: 600; white-space: nowrap; overflow: hidden;
+            text-overflow: ellipsis; }}
+.verdict.worse {{ color: #cf222e; }}
 figcaption {{ height: {LAYOUT.cell_height - LAYOUT.image_height}px; overflow: hidden;
               font-size: 12px; color: #57606a; padding: 2px 4px; }}
 h2 {{ font-size: 17px; margin: 26px 0 6px; }}
@@ -148,8 +170,11 @@ def render_html(
     plots: Sequence[Plot],
     tables: Sequence[TableSpec],
     definitions: Sequence[str] = (),
+    verdict: str | None = None,
+    verdict_worse: bool = False,
 ) -> str:
-    """The whole report as one HTML string (cards: (label, value, detail))."""
+    """The whole report as one HTML string (cards: (label, value, detail)); ``verdict`` is a
+    plain sentence under the cards (red when the agent is worse than the market)."""
     e = html.escape
     parts = [
         "<!DOCTYPE html>",
@@ -164,16 +189,27 @@ def render_html(
     for label, value, detail in cards:
         parts.append(f'<div class="card"><div class="k">{e(label)}</div>'
                      f'<div class="v">{e(value)}</div><div class="d">{e(detail)}</div></div>')
-    parts += ["</div>", "</header>", '<div class="grid">']
+    parts.append("</div>")
+    if verdict:
+        cls = "verdict worse" if verdict_worse else "verdict"
+        parts.append(f'<p id="verdict" class="{cls}">{e(verdict)}</p>')
+    parts += ["</header>", '<div class="grid">']
     for p in plots:
+        caption = f"<figcaption><b>{e(p.title)}.</b> {e(p.caption)}</figcaption></figure>"
+        if p.svg:
+            # matplotlib's own markup: the figure's id goes on the root <svg> element.
+            svg = p.svg.replace("<svg ", f'<svg id="plot-{e(p.name)}" role="img" '
+                                        f'aria-label="{e(p.title)}" ', 1)
+            parts.append(f"<figure>{svg}{caption}")
+            continue
         data = base64.b64encode(p.png).decode("ascii")
         parts.append(
             f'<figure><img id="plot-{e(p.name)}" alt="{e(p.title)}" '
-            f'src="data:image/png;base64,{data}">'
-            f"<figcaption><b>{e(p.title)}.</b> {e(p.caption)}</figcaption></figure>")
+            f'src="data:image/png;base64,{data}">{caption}')
     parts.append("</div>")
     for t in tables:
-        parts.append(f"<h2>{e(t.title)}</h2><table><thead><tr>")
+        table_id = f' id="{e(t.id)}"' if t.id else ""
+        parts.append(f"<h2>{e(t.title)}</h2><table{table_id}><thead><tr>")
         parts += [f"<th>{e(str(h))}</th>" for h in t.headers]
         parts.append("</tr></thead><tbody>")
         for row in t.rows:
@@ -249,24 +285,36 @@ def _reliability_plot(reliability: dict[str, list[dict[str, float]]],
 
 
 def _equity_plot(times: Sequence[float], pnl: Sequence[float], total: float,
-                 ci: Sequence[float] | None, drawdown: float) -> bytes:
+                 ci: Sequence[float] | None, drawdown: float,
+                 band: Sequence[dict[str, Any]] = ()) -> str:
+    """Cumulative P&L at each settled trade, the drawdown, and (``band``: per settled window,
+    ``evals.equity_band``) the 95% by-window bootstrap band, shaded (``<g id="ci-band">``)."""
     fig, ax = new_figure()
-    if pnl:
-        x = [datetime.fromtimestamp(t, UTC) for t in times]
-        equity = np.cumsum(pnl)
-        peak = np.maximum.accumulate(np.concatenate(([0.0], equity)))[1:]
-        ax.step(x, equity, where="post", color=C_AGENT, linewidth=2, label="cumulative P&L")
-        ax.fill_between(x, equity, peak, step="post", color=C_DOWN, alpha=0.25,
-                        label=f"drawdown (max {money(drawdown)})")
-        ax.scatter(x, equity, c=[C_UP if p >= 0 else C_DOWN for p in pnl], s=22, zorder=3)
+    if pnl or band:
+        xs = [datetime.fromtimestamp(t, UTC) for t in times]
+        if band:
+            bx = [datetime.fromtimestamp(float(b["settled_ts"]), UTC) for b in band]
+            lo = [b["ci95"][0] for b in band]
+            hi = [b["ci95"][1] for b in band]
+            ax.fill_between(bx, lo, hi, step="post", color=C_AGENT, alpha=0.16, linewidth=0,
+                            gid="ci-band", label="95% CI, bootstrap by window")
+        if pnl:
+            equity = np.cumsum(pnl)
+            peak = np.maximum.accumulate(np.concatenate(([0.0], equity)))[1:]
+            ax.step(xs, equity, where="post", color=C_AGENT, linewidth=2,
+                    label="cumulative P&L")
+            ax.fill_between(xs, equity, peak, step="post", color=C_DOWN, alpha=0.25,
+                            label=f"drawdown (max {money(drawdown)})")
+            ax.scatter(xs, equity, c=[C_UP if p >= 0 else C_DOWN for p in pnl], s=22, zorder=3)
+        x = bx if band else xs
         ax.axhline(0, color="#8c959f", linewidth=1)
         one_day = x[0].date() == x[-1].date()
         ax.xaxis.set_major_formatter(
             mdates.DateFormatter("%H:%M" if one_day else "%m-%d %H:%M"))  # type: ignore[no-untyped-call]
         fig.autofmt_xdate()
         ax.set_xlabel("settlement time (UTC)" + (f", {x[0]:%Y-%m-%d}" if one_day else ""))
-        ax.legend(loc="best", fontsize=8, frameon=False)
-    else:
+        ax.legend(loc="upper left", fontsize=8, frameon=False)
+    if not pnl:
         ax.axhline(0, color=C_AGENT, linewidth=2)
         ax.text(0.5, 0.6, "no settled trades", ha="center", va="center",
                 transform=ax.transAxes, color=C_DOWN, fontsize=14)
@@ -275,7 +323,7 @@ def _equity_plot(times: Sequence[float], pnl: Sequence[float], total: float,
     ax.set_ylabel("USD")
     ax.grid(alpha=0.25)
     fig.tight_layout()
-    return to_png(fig)
+    return to_svg(fig)
 
 
 def _edge_plot(edges_win: Sequence[float], edges_loss: Sequence[float], min_edge: float
@@ -357,9 +405,13 @@ def _timeline_plot(windows: Sequence[tuple[str, float, float, str | None, float 
     return to_png(fig)
 
 
-def eval_report(result: Any, summary: dict[str, Any], *, min_edge: float) -> str:
-    """The recorded-dataset report (``result``: evals.runner.EvalResult)."""
+def eval_report(result: Any, summary: dict[str, Any], *, min_edge: float,
+                comparison: Sequence[dict[str, Any]] = ()) -> str:
+    """The recorded-dataset report (``result``: evals.runner.EvalResult); ``comparison``:
+    the rows of ``evals.compare.comparison_rows`` when traders were compared."""
     from evals.runner import trades as list_trades
+
+    compared = [comparison_table(comparison)] if comparison else []
 
     forecast = summary["forecast"]
     trading = summary.get("trading")
@@ -382,12 +434,14 @@ def eval_report(result: Any, summary: dict[str, Any], *, min_edge: float) -> str
              "diagonal a forecaster is calibrated.  Agent vs market vs the fair-value node.",
              _reliability_plot(summary.get("reliability", {}), forecast, series)),
         Plot("equity", "Equity curve",
-             "Cumulative P&L after fees at each settlement; red shading is the drawdown from "
-             "the running peak.", _equity_plot(
+             "Cumulative P&L after fees at each settlement; blue band: 95% interval by the "
+             "window bootstrap at each settled window; red: drawdown from the running peak.",
+             svg=_equity_plot(
                  [t.settled_ts or 0.0 for t in settled], [t.pnl_usd or 0.0 for t in settled],
                  trading["pnl_usd"] if trading else 0.0,
                  trading["pnl_ci95"] if trading else None,
-                 trading["max_drawdown_usd"] if trading else 0.0)),
+                 trading["max_drawdown_usd"] if trading else 0.0,
+                 trading.get("equity_band", ()) if trading else ())),
         Plot("edge", "Edge-at-entry histogram",
              "The agent's edge after fees when it bought, split by whether the trade won.",
              _edge_plot([t.edge_after_fees for t in settled
@@ -422,7 +476,9 @@ def eval_report(result: Any, summary: dict[str, Any], *, min_edge: float) -> str
                   f"p50 {fmt(timing['decision_ms_p50'], '.1f')} ms, "
                   f"p99 {fmt(timing['decision_ms_p99'], '.1f')} ms"))
 
-    tables = [forecast_table(forecast, summary.get("forecast_skipped", {}))]
+    tables = [*compared, forecast_table(forecast, summary.get("forecast_skipped", {}))]
+    if summary.get("disagreement"):
+        tables.append(disagreement_table(summary["disagreement"]))
     if trading:
         tables.append(TableSpec("Trading", ["metric", "value"], [
             ["trades", trading["trades"]],
@@ -445,6 +501,10 @@ def eval_report(result: Any, summary: dict[str, Any], *, min_edge: float) -> str
             "Guard rejections by rule", ["rule", "decisions refused"],
             [[k, v] for k, v in sorted(rej.items(), key=lambda kv: -kv[1])] or [["none", 0]],
             note="A refused decision can fire several rules."))
+        tables.append(trades_table(summary.get("trade_log", [])))
+        tables.append(fee_table(trading.get("pnl_by_fee_rate", []),
+                                summary["config"]["fees"]["explanation"]))
+    tables.append(skipped_table(summary))
     tables.append(TableSpec("Cost and speed", ["metric", "value"], [
         ["LLM calls", cost["llm_calls"]],
         ["prompt / completion tokens", f"{cost['prompt_tokens']} / {cost['completion_tokens']}"],
@@ -462,9 +522,82 @@ def eval_report(result: Any, summary: dict[str, Any], *, min_edge: float) -> str
                 f"{summary['cadence_s']:g} s, trader {summary['trader']}"
                 + (f" ({cost['model']})" if cost.get("model") else "")
                 + f"; windows skipped {summary['windows_skipped'] or 'none'}")
+    agent_b, market_b = agent.get("brier"), market.get("brier")
     return render_html(title=f"updown eval: {summary['dataset']}", subtitle=subtitle,
                        cards=cards, plots=plots, tables=tables,
-                       definitions=METRIC_DEFINITIONS)
+                       definitions=methods_note(summary), verdict=summary.get("verdict"),
+                       verdict_worse=agent_b is not None and market_b is not None
+                       and agent_b > market_b)
+
+
+def _ts(t: float | None) -> str:
+    return "-" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def trades_table(log: Sequence[dict[str, Any]]) -> TableSpec:
+    """One row per filled entry (``summary["trade_log"]``)."""
+    rows = [[_ts(t["entry_ts"]), t["market_id"], t["side"], fmt(t["price"], ".3f"),
+             fmt(t["shares"], ".2f"), money(t["fee_usd"]), fmt(t["edge_after_fees"], "+.4f"),
+             (t["outcome"] or "unknown") + ("" if t["outcome_verified"] else " (derived)"),
+             money(t["pnl_usd"])] for t in log]
+    return TableSpec("Trades", ["entry time (UTC)", "window", "side", "price", "shares", "fee",
+                                "edge at entry", "outcome", "P&L"],
+                     rows or [["no trades", "", "", "", "", "", "", "", ""]],
+                     note="Price = average fill price (the recorded best ask); edge at entry = "
+                          "the agent's P(side) - (ask + fee); P&L = payout - cost - fee.",
+                     id="trades")
+
+
+def disagreement_table(block: Sequence[dict[str, Any]]) -> TableSpec:
+    """The JSON's ``disagreement`` block: who was right where agent and market disagree."""
+    rows = []
+    for b in block:
+        span = f"{b['abs_gap_from']:.2f}-{b['abs_gap_to']:.2f}"
+        if not b["n"]:
+            rows.append([span, 0, "-", "-", "-", "-"])
+            continue
+        rows.append([span, b["n"], fmt(b["mean_gap"], "+.4f"),
+                     fmt(b["realised_edge_toward_agent"], "+.4f"), fmt(b["agent_brier"]),
+                     fmt(b["market_brier"])])
+    return TableSpec(
+        "Where the agent and the market disagree",
+        ["|agent - mid|", "decision points", "mean agent - mid", "realised edge toward agent",
+         "agent Brier", "market Brier"], rows,
+        note="Realised edge toward agent = mean of sign(agent - mid) x (outcome - mid): "
+             "positive means the outcome moved the way the agent leaned (before fees and "
+             "spread).", id="disagreement")
+
+
+def fee_table(scenarios: Sequence[dict[str, Any]], explanation: str) -> TableSpec:
+    rows = [[s["label"], money(s["fees_usd"]), money(s["pnl_usd"])] for s in scenarios]
+    return TableSpec("P&L under other fee rates (same trades)", ["fee rate", "fees", "P&L"],
+                     rows, note=explanation + "  Each trade's fee is recomputed as rate x p x "
+                     "(1 - p) per share; the trades are held fixed (with higher fees some "
+                     "would not have been taken).", id="fees")
+
+
+def skipped_table(summary: dict[str, Any]) -> TableSpec:
+    rows = [[d["market_id"], d["reason"], d["detail"]]
+            for d in summary.get("windows_skipped_detail", [])]
+    return TableSpec("Windows skipped by the coverage check", ["window", "reason", "detail"],
+                     rows or [["none", "", "every window is covered"]],
+                     note="Checked before any decision: " + methods_note(summary)[-1],
+                     id="skipped")
+
+
+def comparison_table(rows: Sequence[dict[str, Any]]) -> TableSpec:
+    """``--compare``: the traders side by side on the same windows."""
+    body = [[r["trader"], fmt(r["agent_brier"]), fmt(r["market_brier"]),
+             fmt(r["agent_log_loss"]), r["trades"] if r["trades"] is not None else "-",
+             money(r["pnl_usd"]),
+             "-" if r["pnl_ci95"] is None else
+             f"[{money(r['pnl_ci95'][0])}, {money(r['pnl_ci95'][1])}]",
+             fmt(r["hit_rate"], ".1%"), r["llm_calls"], f"${r['llm_usd']:.4f}"]
+            for r in rows]
+    return TableSpec("Traders compared on the same windows",
+                     ["trader", "agent Brier", "market Brier", "agent log loss", "trades",
+                      "P&L", "95% CI", "hit rate", "LLM calls", "LLM cost"], body,
+                     id="comparison")
 
 
 def forecast_table(forecast: dict[str, Any], skipped: dict[str, int]) -> TableSpec:

@@ -16,8 +16,10 @@ Scoring rules (see ``evals.metrics`` for the formulas):
   All forecasters are scored on the *same* rows: those where the agent and the fair value have
   a probability and, when the dataset has a book, the market has a mid (before a window's
   first book row there is none).  Rows left out are counted by reason in ``forecast_skipped``.
-* The agent's P(up) is the trader's ``p_up`` (the fair value on the deterministic path; the
-  model's stated probability when an LLM decides).  ``market`` is the Up mid (or one minus the
+* The agent's P(up) is the trader's ``p_up``: on the deterministic path the fair-value node's
+  P(up), which with a usable book is the logit blend of the model with the market mid (weights
+  in the fair-value model file; ``fair_value`` here is the model alone); the model's stated
+  probability when an LLM decides.  ``market`` is the Up mid (or one minus the
   Down mid); ``coin_flip`` is 0.5.  Without ``book.csv`` the market baseline is null and there
   is no trading block (``"trading": null``): nothing can be bought without a book.
 * Trading counts the decisions `updown run` would make (up to a window's entry): guard
@@ -45,7 +47,7 @@ import numpy as np
 
 from core.errors import UserError
 from core.settings import Settings, load_settings
-from evals import metrics
+from evals import equity_band, fee_scenarios, methods, metrics
 from evals.replay import (
     DecisionRow,
     Progress,
@@ -89,17 +91,48 @@ class EvalResult:
     replay_s: float
     decisions: list[DecisionRow] = field(default_factory=list)
     settlements: list[SettleRow] = field(default_factory=list)
+    # The settings the replay ran with (limits, MAX_PRICE_AGE_S ... for the methods note).
+    settings: Settings | None = None
 
 
-def resolve_use_llm(trader: TraderMode, settings: Settings, *, model_given: bool = False
-                    ) -> bool:
+def resolve_use_llm(trader: TraderMode, settings: Settings, *, model_given: bool = False,
+                    option: str = "--trader") -> bool:
     if trader == "quant":
         return False
     if trader == "llm":
         if not (settings.llm_enabled or model_given):
-            raise EvalInputError("--trader llm needs OPENAI_API_KEY (or use --trader quant)")
+            hint = "or use --trader quant" if option == "--trader" else "or leave llm out"
+            raise EvalInputError(f"{option} llm needs OPENAI_API_KEY ({hint})")
         return True
     return settings.llm_enabled
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedDataset:
+    """A validated dataset and its replay feed, holding only the windows the coverage check
+    accepts at the eval's cadence (the rest are counted in ``feed.skipped`` by reason)."""
+
+    dataset: RecordedDataset
+    feed: ReplayFeed
+    cadence_s: float
+    load_s: float
+
+
+def load_for_eval(dataset_dir: str | Path, cadence_s: float, settings: Settings
+                  ) -> LoadedDataset:
+    """Load, validate and coverage-check a dataset; DatasetError / EvalInputError (one line)
+    when it is malformed or has no usable window."""
+    if not cadence_s > 0:
+        raise EvalInputError(f"cadence must be > 0 seconds, got {cadence_s}")
+    started = time.perf_counter()
+    dataset = load_dataset(dataset_dir)
+    feed = ReplayFeed(dataset, cadence_s=cadence_s, max_price_age_s=settings.max_price_age_s)
+    if not feed.markets:
+        skipped = ", ".join(f"{k} {v}" for k, v in sorted(feed.skipped.items())) or "none"
+        first = f"; first: {feed.skipped_windows[0].detail}" if feed.skipped_windows else ""
+        raise EvalInputError(f"dataset {dataset.name}: no usable window (skipped: {skipped})"
+                             f"{first}")
+    return LoadedDataset(dataset, feed, cadence_s, time.perf_counter() - started)
 
 
 def run_eval(
@@ -110,21 +143,23 @@ def run_eval(
     progress: Progress | None = None,
     on_start: Callable[[ReplayFeed, int], None] | None = None,
     chat_model: Any = None,
+    loaded: LoadedDataset | None = None,
 ) -> EvalResult:
     """Load, validate and replay a dataset.  Raises DatasetError / EvalInputError on bad input
     before any work.  ``on_start(feed, decisions)`` is told the total before the replay.
-    ``chat_model`` replaces the model built from settings (tests, other providers)."""
+    ``chat_model`` replaces the model built from settings (tests, other providers).
+    ``loaded``: a dataset already loaded at this cadence (``--compare`` replays one feed for
+    every trader, so all of them decide on the same windows)."""
     if not options.cadence_s > 0:
         raise EvalInputError(f"cadence must be > 0 seconds, got {options.cadence_s}")
     settings = settings or load_settings()
     use_llm = resolve_use_llm(options.trader, settings, model_given=chat_model is not None)
-    started = time.perf_counter()
-    dataset = load_dataset(dataset_dir)
-    feed = ReplayFeed(dataset)
-    load_s = time.perf_counter() - started
-    if not feed.markets:
-        skipped = ", ".join(f"{k} {v}" for k, v in sorted(feed.skipped.items())) or "none"
-        raise EvalInputError(f"dataset {dataset.name}: no replayable window (skipped: {skipped})")
+    if loaded is None:
+        loaded = load_for_eval(dataset_dir, options.cadence_s, settings)
+    elif loaded.cadence_s != options.cadence_s:
+        raise ValueError(f"dataset checked at cadence {loaded.cadence_s}, eval at "
+                         f"{options.cadence_s}")
+    dataset, feed, load_s = loaded.dataset, loaded.feed, loaded.load_s
     total = sum(len(feed.decision_times(m, options.cadence_s)) for m in feed.markets)
     if on_start is not None:
         on_start(feed, total)
@@ -143,7 +178,7 @@ def run_eval(
     model = getattr(chat_model, "model_name", None) or settings.openai_model
     result = EvalResult(dataset=dataset, feed=feed, options=options, use_llm=use_llm,
                         model=str(model) if use_llm else None, replay=replay,
-                        load_s=load_s, replay_s=replay_s)
+                        load_s=load_s, replay_s=replay_s, settings=settings)
     for item in replay.trace:
         if isinstance(item, DecisionRow):
             result.decisions.append(item)
@@ -308,9 +343,13 @@ def trading_block(result: EvalResult, seed: int) -> dict[str, Any]:
     # P&L per window (0 for windows without a settled trade) for the window bootstrap.
     by_window = dict.fromkeys(
         (s.market_id for s in result.settlements if s.outcome is not None), 0.0)
+    settled_at = {s.market_id: s.ts for s in result.settlements if s.outcome is not None}
     for t in settled:
         by_window[t.market_id] = by_window.get(t.market_id, 0.0) + (t.pnl_usd or 0.0)
     lo, hi = metrics.bootstrap_ci(list(by_window.values()), seed=seed)
+    band = equity_band.equity_band(
+        [equity_band.WindowPnl(mid, settled_at.get(mid, 0.0), v) for mid, v in by_window.items()],
+        seed=seed)
     markets = {m.market_id: m for m in result.feed.markets}
     exposure = metrics.max_concurrent_exposure(
         [(t.t, markets[t.market_id].end_ts, t.notional_usd + t.fee_usd) for t in tr])
@@ -339,6 +378,31 @@ def trading_block(result: EvalResult, seed: int) -> dict[str, Any]:
         "windows_traded": len({t.market_id for t in tr}),
         "bootstrap": {"by": "window", "windows": len(by_window),
                       "resamples": metrics.BOOTSTRAP_RESAMPLES, "seed": seed},
+        "equity_band": band,
+        "pnl_by_fee_rate": fee_scenarios.fee_scenarios(
+            [fee_scenarios.FeeTrade(t.avg_price, t.shares, t.fee_usd, t.pnl_usd) for t in tr],
+            [result.feed.fee_schedule(m) for m in result.feed.markets]),
+    }
+
+
+def trade_log(result: EvalResult) -> list[dict[str, Any]]:
+    """Every filled entry: time, side, price, shares, fee, edge at entry, outcome, P&L."""
+    return [{"market_id": t.market_id, "entry_ts": t.t, "side": t.side,
+             "price": t.avg_price, "shares": t.shares, "fee_usd": t.fee_usd,
+             "edge_after_fees": t.edge_after_fees, "outcome": t.outcome,
+             "outcome_verified": t.outcome_verified, "pnl_usd": t.pnl_usd}
+            for t in trades(result)]
+
+
+def fees_block(result: EvalResult) -> dict[str, Any]:
+    markets = result.feed.markets
+    schedules = [result.feed.fee_schedule(m) for m in markets]
+    return {
+        "charged": fee_scenarios.dataset_fee_label(schedules),
+        "rates": sorted({s.rate for s in schedules}),
+        "stated_in_markets_csv": all(m.fee_rate is not None for m in markets),
+        "explanation": fee_scenarios.fee_explanation(
+            schedules, [m.start_ts for m in markets], [m.fee_rate for m in markets]),
     }
 
 
@@ -386,11 +450,19 @@ def summarize(result: EvalResult) -> dict[str, Any]:
     """The eval JSON (see the module docstring for the contract)."""
     fr = forecast_rows(result)
     unknown = sum(1 for m in result.feed.markets if m.outcome is None)
+    forecast = forecast_block(fr)
+    settings = result.settings or load_settings()
+    feed = result.feed
+    config = methods.config_block(
+        trader="llm" if result.use_llm else "quant", model=result.model,
+        cadence_s=result.options.cadence_s, settings=settings, fees=fees_block(result),
+        price_age_bound_s={a: feed.price_age_bound_s(a, settings.max_price_age_s)
+                           for a in sorted({m.asset for m in feed.markets})})
     return {
         "dataset": result.dataset.name,
         "windows": len(result.feed.markets),
         "decisions": len(result.decisions),
-        "forecast": forecast_block(fr),
+        "forecast": forecast,
         "disagreement": disagreement_block(fr),
         "trading": trading_block(result, result.options.bootstrap_seed)
         if result.dataset.has_book else None,
@@ -406,4 +478,10 @@ def summarize(result: EvalResult) -> dict[str, Any]:
         "decisions_after_entry": sum(1 for r in result.decisions if r.after_entry),
         "reliability": reliability_block(fr),
         "notes": list(result.replay.notes),
+        "windows_skipped_detail": [
+            {"market_id": g.market_id, "reason": g.reason, "at_ts": g.at_ts, "detail": g.detail}
+            for g in feed.skipped_windows],
+        "verdict": methods.verdict(forecast),
+        "trade_log": trade_log(result) if result.dataset.has_book else [],
+        "config": config,
     }

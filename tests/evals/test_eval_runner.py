@@ -174,7 +174,7 @@ def test_unknown_outcome_and_unreplayable_windows_are_counted(tmp_path: Path) ->
                       settings=_settings())
     s = summarize(result)
     assert s["windows"] == 3
-    assert s["windows_skipped"] == {"no_price_at_start": 1}  # no price before its start
+    assert s["windows_skipped"] == {"price_starts_late": 1}  # no price before its start
     assert s["windows_outcome_unknown"] == 1
     fr = forecast_rows(result)
     assert fr.skipped["outcome_unknown"] == 14

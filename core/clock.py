@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 DAY_S = 86_400.0
 
@@ -16,6 +16,7 @@ def trading_day_start(now: float) -> float:
     return math.floor(now / DAY_S) * DAY_S
 
 
+@runtime_checkable
 class Clock(Protocol):
     def now(self) -> float:
         """UTC epoch seconds."""

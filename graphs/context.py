@@ -14,9 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from langchain_core.language_models import BaseChatModel
+from pydantic import ConfigDict
+from pydantic.json_schema import SkipJsonSchema
 
 from core.clock import Clock
 from core.guard import GuardLimits
@@ -28,12 +30,14 @@ from tools.journal import Journal
 from tools.paper_broker import PaperBroker
 
 
+@runtime_checkable
 class SentimentProvider(Protocol):
     """Scores the text known at ``as_of``; ``blocking`` ones fetch over the network."""
 
     def score(self, as_of: float) -> AggregatedSentiment: ...
 
 
+@runtime_checkable
 class LessonSource(Protocol):
     """Short notes from earlier settled windows (``tools.reflection.Reflector``)."""
 
@@ -42,31 +46,35 @@ class LessonSource(Protocol):
 
 @dataclass
 class Context:
+    # Objects a caller injects (brokers, journals, models) are SkipJsonSchema: Studio's context
+    # form shows only the plain fields (account, appetite, LLM switch, STOP file).
+    __pydantic_config__ = ConfigDict(arbitrary_types_allowed=True)
+
     # Ledger namespace in the journal: one entry per window is enforced per account.
     account: str = "studio-paper"
     # None: GuardLimits.from_settings (what a Studio run gets).
-    limits: GuardLimits | None = None
+    limits: SkipJsonSchema[GuardLimits | None] = None
     # RISK_LEVEL appetite (low/medium/high) for sizing; None: from settings.
     risk_appetite: str | None = None
     # None: nothing is journaled and the guard's ledger is empty.
-    journal: Journal | None = None
+    journal: SkipJsonSchema[Journal | None] = None
     # The journal's run this decision belongs to.
     run_id: str | None = None
     # None: a paper broker filling against the snapshot's book.
-    broker: Broker | None = None
+    broker: SkipJsonSchema[Broker | None] = None
     # None: the snapshot's as_of is "now" (pure replay semantics).
-    clock: Clock | None = None
+    clock: SkipJsonSchema[Clock | None] = None
     # None: the live sources whose keys are set, else the embedded recorded corpus.
-    sentiment: SentimentProvider | None = None
+    sentiment: SkipJsonSchema[SentimentProvider | None] = None
     # Chat models; None with use_llm means "build from settings".
-    trader_model: BaseChatModel | None = None
-    risk_model: BaseChatModel | None = None
+    trader_model: SkipJsonSchema[BaseChatModel | None] = None
+    risk_model: SkipJsonSchema[BaseChatModel | None] = None
     # None: use the LLM when OPENAI_API_KEY is set; False forces the deterministic policy.
     use_llm: bool | None = None
     # Kill-switch file; None: settings.stop_file.
     stop_file: str | None = None
     # Notes from earlier settled windows offered to the trader; None offers none.
-    lessons: LessonSource | None = None
+    lessons: SkipJsonSchema[LessonSource | None] = None
 
     def __post_init__(self) -> None:
         if (self.limits is None or self.risk_appetite is None or self.use_llm is None
@@ -107,6 +115,38 @@ class Context:
     def now(self, as_of: float) -> float:
         """The decision's "now": the injected clock, else the snapshot's own time."""
         return float(self.clock.now()) if self.clock is not None else as_of
+
+    def journaling(self) -> tuple[Journal | None, str]:
+        """The journal the guard reads and the order path writes, and the run it writes under.
+        May open a file: call it off the event loop."""
+        return self.journal, self.run_id or ""
+
+
+STUDIO_ACCOUNT = "studio-paper"
+
+
+@dataclass
+class StudioContext(Context):
+    """What a Studio (``langgraph dev``) run gets when it names nothing: paper trading under the
+    ``studio-paper`` account, journaled at JOURNAL_PATH in one run per server process, so the
+    one-entry-per-window rule holds across Studio runs as it does in ``updown run``."""
+
+    account: str = STUDIO_ACCOUNT
+
+    def journaling(self) -> tuple[Journal | None, str]:
+        if self.journal is not None:
+            return super().journaling()
+        return studio_journal()
+
+
+@lru_cache(maxsize=1)
+def studio_journal() -> tuple[Journal, str]:
+    """The Studio server's journal and run, opened once per process on first use."""
+    settings = default_settings()
+    journal = Journal(settings.journal_path)
+    run_id = journal.start_run(account=STUDIO_ACCOUNT, mode="paper", dataset=None,
+                               config={"command": "langgraph dev"})
+    return journal, run_id
 
 
 @lru_cache(maxsize=1)

@@ -1,6 +1,6 @@
 """The one trading graph: Studio, the autonomous runner and the evals all run this.
 
-START -> technical_analyst | fair_value | sentiment_analyst (parallel)
+START -> intake -> technical_analyst | fair_value | sentiment_analyst (parallel)
       -> risk_manager -> trader -> guard -> execute (only if approved) -> END
 """
 
@@ -15,7 +15,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import CachePolicy, RetryPolicy
 
 from graphs import nodes
-from graphs.context import Context
+from graphs.context import Context, StudioContext
 from graphs.state import AgentInput, AgentState
 
 ANALYSTS = ("technical_analyst", "fair_value", "sentiment_analyst")
@@ -37,12 +37,14 @@ def sentiment_cache_key(state: Any) -> str:
     return f"sentiment:{market_id}"
 
 
-def build_graph() -> StateGraph[Any, Any, Any, Any]:
+def build_graph(context_schema: type[Context] = Context) -> StateGraph[Any, Any, Any, Any]:
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(
-        AgentState, context_schema=Context, input_schema=AgentInput, output_schema=AgentState
+        AgentState, context_schema=context_schema, input_schema=AgentInput,
+        output_schema=AgentState,
     )
     # Analysts and the decision nodes are idempotent reads: a transient failure may retry once.
     builder.set_node_defaults(retry_policy=RetryPolicy(max_attempts=2, initial_interval=0.05))
+    builder.add_node("intake", nodes.intake)
     builder.add_node("technical_analyst", nodes.technical_analyst)
     builder.add_node("fair_value", nodes.fair_value)
     builder.add_node("sentiment_analyst", nodes.sentiment_analyst,
@@ -53,8 +55,9 @@ def build_graph() -> StateGraph[Any, Any, Any, Any]:
     builder.add_node("guard", nodes.guard, retry_policy=RetryPolicy(max_attempts=1))
     # Orders are never retried: an explicit single attempt (None would inherit the default).
     builder.add_node("execute", nodes.execute, retry_policy=RetryPolicy(max_attempts=1))
+    builder.add_edge(START, "intake")
     for analyst in ANALYSTS:
-        builder.add_edge(START, analyst)
+        builder.add_edge("intake", analyst)
     builder.add_edge(list(ANALYSTS), "risk_manager")
     builder.add_edge("risk_manager", "trader")
     builder.add_edge("trader", "guard")
@@ -68,12 +71,16 @@ GRAPH_NAME = "updown"
 
 
 def compile_graph(*, checkpointer: BaseCheckpointSaver[Any] | None = None,
-                  cache: BaseCache[Any] | None = None) -> CompiledStateGraph[Any, Any, Any, Any]:
+                  cache: BaseCache[Any] | None = None, context_schema: type[Context] = Context,
+                  ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """The one compiled graph.  Studio, the runners, the evals and the benches all call this;
-    only the checkpointer (the live runner's SQLite threads) and the node cache (sentiment once
-    per window) differ, and the run's ``Context`` carries everything else."""
-    return build_graph().compile(checkpointer=checkpointer, cache=cache, name=GRAPH_NAME)
+    only the checkpointer (the live runner's SQLite threads), the node cache (sentiment once
+    per window) and the context's defaults (Studio's journal) differ, and the run's context
+    carries everything else."""
+    return build_graph(context_schema).compile(checkpointer=checkpointer, cache=cache,
+                                               name=GRAPH_NAME)
 
 
-# For langgraph.json: the dev/API server injects its own checkpointer.
-graph = compile_graph()
+# For langgraph.json: the dev/API server injects its own checkpointer, and a run that names no
+# context gets StudioContext's defaults (paper, journaled).
+graph = compile_graph(context_schema=StudioContext)

@@ -16,6 +16,7 @@ from core import policy
 from core.records import (
     AggregatedSentiment,
     AIAnalysis,
+    ExecutionReport,
     LedgerView,
     LLMUsage,
     RiskAssessment,
@@ -41,6 +42,17 @@ def snapshot_of(state: AgentState) -> MarketSnapshot:
 
 def decision_id_of(state: AgentState, snap: MarketSnapshot) -> str:
     return state.get("decision_id") or f"{snap.market_id}@{snap.as_of:.3f}"
+
+
+# Every key a decision writes; ``intake`` clears them so a run starts from a clean decision.
+RESULT_KEYS = ("technical", "fair_value", "sentiment", "risk", "trader", "verdict", "execution")
+
+
+async def intake(state: AgentState) -> dict[str, Any]:
+    """Take the snapshot in: fix the decision id and clear the previous decision's results
+    (a thread keeps its last state between runs)."""
+    snap = snapshot_of(state)
+    return {"decision_id": decision_id_of(state, snap), **dict.fromkeys(RESULT_KEYS)}
 
 
 def _context(runtime: Runtime[Context]) -> Context:
@@ -180,7 +192,8 @@ def _usage(call: llm.LLMCall, model: Any) -> LLMUsage:
 
 def _guard_inputs(ctx: Context, now: float) -> tuple[LedgerView, bool]:
     """The guard's I/O (journal read, STOP file): run off the event loop."""
-    return guard_ledger(ctx.journal, account=ctx.account, now=now), ctx.kill_switch.exists()
+    journal, _ = ctx.journaling()
+    return guard_ledger(journal, account=ctx.account, now=now), ctx.kill_switch.exists()
 
 
 async def guard(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -205,9 +218,12 @@ async def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any
     """Send the approved order once (journal, broker and STOP file are blocking I/O)."""
     ctx = _context(runtime)
     snap = snapshot_of(state)
-    report = await asyncio.to_thread(
-        send_order, verdict=state["verdict"], snapshot=snap,
-        decision_id=decision_id_of(state, snap), broker=ctx.order_broker, journal=ctx.journal,
-        account=ctx.account, run_id=ctx.run_id or "", stop_file=ctx.kill_switch,
-        now=ctx.now(snap.as_of))
-    return {"execution": report}
+
+    def send() -> ExecutionReport:
+        journal, run_id = ctx.journaling()
+        return send_order(verdict=state["verdict"], snapshot=snap,
+                          decision_id=decision_id_of(state, snap), broker=ctx.order_broker,
+                          journal=journal, account=ctx.account, run_id=run_id,
+                          stop_file=ctx.kill_switch, now=ctx.now(snap.as_of))
+
+    return {"execution": await asyncio.to_thread(send)}

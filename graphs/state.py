@@ -1,8 +1,16 @@
-"""The graph's shared, typed state.  Each key has exactly one writer node."""
+"""The graph's shared, typed state.  Each key has exactly one writer node, besides the
+``intake`` node that clears every result key at the start of a run: on a reused thread (Studio,
+the live runner's window threads) no result of an earlier decision survives into a later one.
+
+``typing_extensions.TypedDict``: on Python 3.11 pydantic (and so the API server's schema
+endpoint, which feeds Studio's input form) cannot build a schema from ``typing.TypedDict``.
+"""
 
 from __future__ import annotations
 
-from typing import NotRequired, TypedDict
+from typing import NotRequired
+
+from typing_extensions import TypedDict
 
 from core.records import (
     AggregatedSentiment,

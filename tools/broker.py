@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from core.records import ExecutionReport, Side
 from core.snapshot import MarketSnapshot
 
 
+@runtime_checkable
 class Broker(Protocol):
     name: str
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,3 +79,56 @@ def test_run_over_http_reaches_a_guarded_decision(server_url: str) -> None:
     assert verdict["approved"] is False
     assert "reference" in {h["rule"] for h in verdict["rules_fired"]}
     assert out.get("execution") is None
+
+
+EXAMPLE_INPUT = ROOT / "data" / "studio" / "example_input.json"
+
+
+def test_studio_gets_an_input_schema_and_the_shipped_example_runs(server_url: str) -> None:
+    client = get_sync_client(url=server_url)
+    assistant = client.assistants.search(graph_id="updown")[0]
+    schemas = client.assistants.get_schemas(assistant["assistant_id"])
+    # Studio renders its input form from this schema: it must exist and ask for the snapshot.
+    assert schemas["input_schema"] is not None
+    assert "snapshot" in schemas["input_schema"]["properties"]
+    assert "snapshot" in schemas["input_schema"].get("required", [])
+    assert schemas["output_schema"] is not None
+    example = json.loads(EXAMPLE_INPUT.read_text(encoding="utf-8"))
+    out = client.runs.wait(None, "updown", input=example)
+    assert isinstance(out, dict), out
+    assert out["decision_id"] == (f"{example['snapshot']['market_id']}"
+                                  f"@{example['snapshot']['as_of']:.3f}")
+    assert out["trader"]["proposal"] is not None
+    assert out["verdict"]["rules_fired"], "a guarded decision names the rules it applied"
+    assert out.get("execution") is None  # unverified price to beat: refused, never executed
+
+
+@pytest.fixture(scope="module")
+def relaxed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A dev server whose settings accept a derived price to beat (paper), so the shipped
+    example can be approved, with its Studio journal in a temporary directory."""
+    workdir = tmp_path_factory.mktemp("relaxed")
+    with langgraph_dev(workdir, REQUIRE_VERIFIED_PRICE_TO_BEAT="false") as url:
+        yield url, workdir / "studio.db"
+
+
+def test_runs_on_one_thread_start_clean_and_one_entry_per_window_holds(
+        relaxed_server: tuple[str, Path]) -> None:
+    url, journal = relaxed_server
+    client = get_sync_client(url=url)
+    example = json.loads(EXAMPLE_INPUT.read_text(encoding="utf-8"))
+    thread = client.threads.create()
+    first = client.runs.wait(thread["thread_id"], "updown", input=example)
+    assert isinstance(first, dict), first
+    assert first["verdict"]["approved"] is True
+    assert first["execution"]["status"] == "filled"
+    # The same window again on the same thread: the journal behind Studio holds the entry, so
+    # the guard refuses by the window rule, and the first run's fill is not in this result.
+    second = client.runs.wait(thread["thread_id"], "updown", input=example)
+    assert isinstance(second, dict), second
+    assert second["verdict"]["approved"] is False
+    assert "window" in {h["rule"] for h in second["verdict"]["rules_fired"]}
+    assert second.get("execution") is None
+    with sqlite3.connect(journal) as db:
+        rows = db.execute("SELECT account, market_id FROM order_intents").fetchall()
+    assert rows == [("studio-paper", example["snapshot"]["market_id"])]

@@ -25,7 +25,7 @@ def invoke(compiled: Any, payload: Any, **kw: Any) -> Any:
 
 
 EMBEDDED = EMBEDDED_DATASET_DIR
-NODES = {"technical_analyst", "fair_value", "sentiment_analyst", "risk_manager", "trader",
+NODES = {"intake", "technical_analyst", "fair_value", "sentiment_analyst", "risk_manager", "trader",
          "guard", "execute"}
 # Replays relax only the verified-reference rule (recorded prices to beat are derived).
 REPLAY_LIMITS = GuardLimits(require_verified_price_to_beat=False)
@@ -47,8 +47,10 @@ def test_graph_has_exactly_the_named_nodes() -> None:
 
 def test_analysts_fan_out_from_start_and_fan_in_to_risk_manager() -> None:
     edges = {(e.source, e.target) for e in graph.get_graph().edges}
+    # The intake takes the snapshot in (and clears a reused thread's last decision) first.
+    assert ("__start__", "intake") in edges
     for analyst in ANALYSTS:
-        assert ("__start__", analyst) in edges
+        assert ("intake", analyst) in edges
         assert (analyst, "risk_manager") in edges
     assert ("risk_manager", "trader") in edges
     assert ("trader", "guard") in edges

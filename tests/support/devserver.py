@@ -25,12 +25,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def langgraph_dev(workdir: Path) -> Iterator[str]:
+def langgraph_dev(workdir: Path, **settings: str) -> Iterator[str]:
     """Start the dev server on this repo's langgraph.json (no tracing, no model key, its own
-    STOP file) and yield its URL once ``/ok`` answers."""
+    STOP file and journal, plus any ``settings``) and yield its URL once ``/ok`` answers."""
     port = free_port()
     env = {**os.environ, "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false",
-           "OPENAI_API_KEY": "", "STOP_FILE": str(workdir / "STOP")}
+           "OPENAI_API_KEY": "", "STOP_FILE": str(workdir / "STOP"),
+           "JOURNAL_PATH": str(workdir / "studio.db"), **settings}
     langgraph = Path(sys.executable).with_name("langgraph")
     # The server's output goes to a file, not a pipe nobody reads (a full pipe would block it).
     with tempfile.TemporaryFile(dir=workdir) as out:

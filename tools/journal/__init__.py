@@ -1,7 +1,8 @@
 """The SQLite trade journal: runs, decisions, order intents, executions and settlements.
 
 It owns the durable record of what the agent decided and did, and the read models the guard
-(``ledger_view``) and reports (``summary``) are built from.
+(``ledger_view``), reports (``summary``) and the operator's queries (``tools.journal.reads``)
+are built from.
 
 One module per entity, one ``Journal`` class callers use:
 
@@ -12,6 +13,8 @@ One module per entity, one ``Journal`` class callers use:
 * ``orders``: order intents, executions, signed venue orders and reconciliation findings.
 * ``settlements``: settled positions and their P&L.
 * ``ledger``: the guard's ``LedgerView``, a run's ``RunSummary``, daily loss resets, accounts.
+* ``reads``: paged read models for the ``trades`` / ``profit`` / ``decisions`` commands and
+  the operator dashboard (pure functions over a ``sqlite3.Connection``).
 * ``lessons``: the reflection lessons table (same file, its own connection).
 
 ``Journal`` is composed from the entity parts as mixins over one ``JournalBase`` so the API
@@ -38,7 +41,7 @@ from tools.journal.orders import (
     SignedOrderRecord,
 )
 from tools.journal.runs import Runs
-from tools.journal.schema import _SCHEMA_V1, _SCHEMA_V2, SCHEMA_VERSION
+from tools.journal.schema import _SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, SCHEMA_VERSION
 from tools.journal.settlements import SettledPosition, Settlements
 
 
@@ -50,6 +53,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "_SCHEMA_V1",
     "_SCHEMA_V2",
+    "_SCHEMA_V3",
     "ConflictError",
     "DailyLossReset",
     "DuplicateEntryError",

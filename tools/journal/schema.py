@@ -13,6 +13,11 @@ Version 2 adds what live trading needs (a version-1 file is migrated in place):
   "today" counts only settlements after the day's start and after the latest reset; nothing
   but the ``reset-daily-loss`` command writes here.
 
+Version 3 adds indexes for the operator's read models (``tools.journal.reads``): decisions by
+time and by market and time (newest first, keyset paging on (as_of, decision_id), the decision
+at or before a time), and order intents by entry time.  ``IF NOT EXISTS`` keeps the step safe
+on a file where an index was created by hand.
+
 The lessons table shares the file but not this version chain (``tools.journal.lessons``).
 """
 
@@ -24,7 +29,7 @@ from contextlib import AbstractContextManager
 
 from tools.journal.errors import JournalError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA_V1 = """
 CREATE TABLE runs (
@@ -131,8 +136,14 @@ CREATE TABLE daily_loss_resets (
 CREATE INDEX daily_loss_resets_account ON daily_loss_resets(account, reset_ts);
 """
 
+_SCHEMA_V3 = """
+CREATE INDEX IF NOT EXISTS decisions_as_of ON decisions(as_of, decision_id);
+CREATE INDEX IF NOT EXISTS decisions_market_as_of ON decisions(market_id, as_of, decision_id);
+CREATE INDEX IF NOT EXISTS order_intents_created ON order_intents(created_ts, order_id);
+"""
+
 # Index i holds the script that migrates user_version i to i + 1.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
 
 
 def migrate(conn: sqlite3.Connection,

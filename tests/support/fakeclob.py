@@ -82,7 +82,20 @@ POST_FAULTS = (
     "balance",             # not enough balance / allowance
     "cloudflare_403",      # an HTML block page
     "precision",           # an invalid amount error
+    "trading_disabled_503",  # venue-wide halt (docs.polymarket.com error codes, 503)
+    "cancel_only_503",     # venue-wide cancel-only period (503)
+    "geoblocked_403",      # the account's region may not trade (JSON 403, not Cloudflare)
+    "closed_only",         # the account may only close positions
 )
+HALT_ANSWERS = {
+    "trading_disabled_503": (503, "Trading is currently disabled. Check polymarket.com for "
+                                  "updates"),
+    "cancel_only_503": (503, "Trading is currently cancel-only. New orders are not accepted, "
+                             "but cancels are allowed."),
+    "geoblocked_403": (403, "Trading restricted in your region, please refer to available "
+                            "regions - https://docs.polymarket.com/developers/CLOB/geoblock"),
+    "closed_only": (400, "order rejected: account is in closed only mode"),
+}
 
 
 def ecrecover(digest: bytes, signature: bytes) -> str:
@@ -146,6 +159,7 @@ class FakeMarket:
     closed: bool = False
     accepting: bool = True
     outcome_prices: tuple[str, str] = ("0.5", "0.5")
+    seconds_delay: int = 0
 
     def gamma_doc(self) -> dict[str, Any]:
         def iso(ts: float) -> str:
@@ -162,6 +176,7 @@ class FakeMarket:
             "feeSchedule": {"rate": self.fee_rate, "exponent": 1, "takerOnly": True,
                             "rebateRate": 0},
             "eventStartTime": iso(self.window_start), "endDate": iso(self.window_end),
+            "secondsDelay": self.seconds_delay,
         }
 
 
@@ -540,6 +555,9 @@ class FakeClob:
             return done(Answer(429, {"error": "Too Many Requests"}, headers={"Retry-After": "7"}))
         if fault == "cloudflare_403":
             return done(Answer(403, text=CLOUDFLARE_HTML, content_type="text/html"))
+        if fault in HALT_ANSWERS:
+            status, message = HALT_ANSWERS[fault]
+            return done(Answer(status, {"error": message}))
         if fault == "balance":
             return done(Answer(400, {"error": "not enough balance / allowance"}))
         if fault == "precision":

@@ -121,3 +121,57 @@ def row_view(r: DecisionRow) -> tuple[Any, ...]:
     return (r.window, r.market_id, r.t, r.p_agent, r.p_fair, r.p_market, r.decision,
             r.decided_by, r.proposal_side, r.edge_after_fees, r.approved, r.rejected_by,
             r.after_entry, r.llm_calls, guard, order)
+
+
+def cut_embedded(
+    root: Path,
+    name: str,
+    *,
+    windows: int,
+    price_from: float | None = None,
+    price_to: float | None = None,
+    holes: Sequence[tuple[float, float]] = (),
+    drop_book: Sequence[int] = (),
+    price_to_beat: bool = False,
+) -> Path:
+    """The first ``windows`` windows of the embedded real recording, its price path cut: rows
+    before ``price_from`` / after ``price_to`` dropped, rows inside each (a, b) hole dropped
+    (times relative to nothing: absolute epoch seconds); book rows of the windows at the
+    indices in ``drop_book`` dropped; ``price_to_beat`` fills that column from the uncut path
+    (the close at each start), so nothing needs deriving.  Real data, only cut."""
+    d = root / name
+    d.mkdir(parents=True, exist_ok=True)
+    markets = (EMBEDDED / "markets.csv").read_text(encoding="utf-8").splitlines()
+    header, rows = markets[0], markets[1:windows + 1]
+    with gzip.open(EMBEDDED / "prices.csv.gz", "rt") as src:
+        prices = src.read().splitlines()
+    close_at = {float(r.split(",")[0]): r.split(",")[1] for r in prices[1:]}
+    if price_to_beat:
+        cols = header.split(",")
+        k = cols.index("price_to_beat")
+        cut = []
+        for r in rows:
+            cells = r.split(",")
+            cells[k] = close_at[float(cells[cols.index("start_ts")])]
+            cut.append(",".join(cells))
+        rows = cut
+    (d / "markets.csv").write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+
+    def keep(line: str) -> bool:
+        ts = float(line.split(",")[0])
+        if price_from is not None and ts < price_from:
+            return False
+        if price_to is not None and ts > price_to:
+            return False
+        return not any(a < ts < b for a, b in holes)
+
+    with gzip.open(d / "prices.csv.gz", "wt") as dst:
+        dst.write("\n".join([prices[0], *(r for r in prices[1:] if keep(r))]) + "\n")
+    ids = [r.split(",")[0] for r in rows]
+    dropped = {ids[i] for i in drop_book}
+    with gzip.open(EMBEDDED / "book.csv.gz", "rt") as src:
+        book = src.read().splitlines()
+    with gzip.open(d / "book.csv.gz", "wt") as dst:
+        dst.write("\n".join([book[0], *(r for r in book[1:] if r.split(",")[0] in ids
+                                        and r.split(",")[0] not in dropped)]) + "\n")
+    return d

@@ -25,12 +25,14 @@ setup: $(VENV)/.synced
 run: setup
 	$(BIN)/updown run --replay $(DATASET)
 
-## test: lint, type-check, then the whole test suite
+## test: lint (ruff + layer contracts), type-check, then the whole test suite
 test: setup lint typecheck
 	$(BIN)/python -m pytest -q
 
+## lint: ruff, then the layer contracts (import-linter, [tool.importlinter] in pyproject.toml)
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy
@@ -47,7 +49,7 @@ bench-analysts: setup
 
 ## bench-feeds: 50,000 Binance-format trades/s for 60 s from a loopback server into the feed
 bench-feeds: setup
-	$(BIN)/python -m agent.bench.feeds --seconds 60 --rate 50000
+	$(BIN)/updown bench --suite feeds --seconds 60 --rate 50000
 
 ## soak: 96 accelerated live windows against loopback fakes with faults (prints figures)
 soak: setup

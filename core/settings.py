@@ -149,6 +149,15 @@ class Settings(BaseSettings):
     status_path: str = "logs/status.json"
     # Loopback health endpoint of the live runner (GET /health); 0 = off.
     status_port: int = Field(default=0, ge=0, le=65535)
+    # Operator dashboard of `updown run` / `updown dashboard` (agent.web): loopback unless
+    # configured; any other address requires the printed token on every page.
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(default=8765, ge=0, le=65535)
+    # Notifications (agent.notify): apprise URLs, comma or space separated (tg://, discord://,
+    # mailto://, json://...).  Secret: the URLs carry bot tokens and passwords.
+    notify_urls: SecretStr | None = None
+    # A feed whose last message is older than this is reported silent (once per silence).
+    notify_feed_silent_s: float = Field(default=30.0, gt=0)
     journal_path: Path = Path("updown.db")
     ai_decision_log_path: Path = Path("logs/decisions.jsonl")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

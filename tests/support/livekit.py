@@ -6,17 +6,32 @@ from __future__ import annotations
 import multiprocessing
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fakeclob import FakeClob, FakeMarket
 
 from core.settings import Settings
 from core.snapshot import BookTop, Candles, MarketSnapshot
+from tools.execution import send_order
 from tools.journal import Journal
+
+if TYPE_CHECKING:
+    from core.records import ExecutionReport
+    from graphs.context import Context
 
 # What the fork server imports once, so that each child process starts in milliseconds.
 PRELOAD = ["live_driver", "canary_run", "agent.live", "agent.manual_order", "evals.replay_runner",
            "graphs.nodes", "graphs.graph", "langgraph.checkpoint.sqlite.aio"]
+
+
+def execute_approved(state: dict[str, Any], ctx: Context) -> ExecutionReport:
+    """The execute node's own call, outside the graph: the approved verdict in ``state`` sent
+    through ``tools.execution.send_order`` with the context's broker, journal and clock."""
+    journal, run_id = ctx.journaling()
+    snap: MarketSnapshot = state["snapshot"]
+    return send_order(verdict=state["verdict"], snapshot=snap, decision_id=state["decision_id"],
+                      broker=ctx.order_broker, journal=journal, account=ctx.account,
+                      run_id=run_id, stop_file=ctx.kill_switch, now=ctx.now(snap.as_of))
 
 
 def fork_server() -> Any:

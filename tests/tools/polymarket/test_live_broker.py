@@ -21,13 +21,12 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fakeclob import FakeClob, FakeMarket, serve
-from livekit import journal_vs_venue, live_settings, snapshot_for
+from livekit import execute_approved, journal_vs_venue, live_settings, snapshot_for
 
 from agent.live import LiveSession, resolve_mode
 from core.records import ExecutionReport, Side, Verdict
 from core.settings import Settings
 from graphs.graph import RECURSION_LIMIT, graph
-from graphs.nodes import _execute
 from tools.journal import Journal
 from tools.polymarket.orders import LiveSetupError
 
@@ -89,10 +88,8 @@ def place(session: LiveSession, market: FakeMarket, *, decision: str, side: Side
         if market.asks[market.up_token if side == "up" else market.down_token] else 0.5
     verdict = Verdict(approved=True, side=side, stake_usd=stake,
                       worst_price=worst if worst is not None else round(ask + 0.02, 2))
-    out = _execute({"snapshot": snapshot_for(market, time.time()), "verdict": verdict,
-                    "decision_id": decision}, session.context(run_id=run_id))
-    report: ExecutionReport = out["execution"]
-    return report
+    return execute_approved({"snapshot": snapshot_for(market, time.time()), "verdict": verdict,
+                             "decision_id": decision}, session.context(run_id=run_id))
 
 
 def check_invariants(session: LiveSession, venue: Venue) -> None:

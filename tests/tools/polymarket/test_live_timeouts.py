@@ -16,11 +16,10 @@ from typing import Any
 
 from eth_account import Account
 from fakeclob import FakeClob
-from livekit import journal_vs_venue, snapshot_for
+from livekit import execute_approved, journal_vs_venue, snapshot_for
 
 from core.records import Verdict
 from graphs.context import Context
-from graphs.nodes import _execute
 from tools.journal import Journal
 from tools.polymarket.broker import LiveClobBroker
 from tools.polymarket.http import ClobHttp
@@ -101,10 +100,9 @@ def test_thousand_randomized_timeouts_no_duplicates_and_journal_equals_venue() -
         verdict = Verdict(approved=True, side=side, stake_usd=float(rng.randint(5, 60)),
                           worst_price=round(ask + 0.02, 2))
         started = sim.monotonic()
-        out = _execute({"snapshot": snapshot_for(market, sim.now()), "verdict": verdict,
-                        "decision_id": f"dec-{i}"}, ctx)
+        execution = execute_approved({"snapshot": snapshot_for(market, sim.now()),
+                                      "verdict": verdict, "decision_id": f"dec-{i}"}, ctx)
         elapsed = sim.monotonic() - started
-        execution = out["execution"]
         outcomes[execution.status] += 1
         faults[str(fault)] += 1
         if execution.status != "error" and elapsed > 10.0 + 1e-9:

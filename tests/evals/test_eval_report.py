@@ -1,5 +1,6 @@
 """`updown eval --dataset <embedded>` end to end: the JSON contract, and the HTML report as a
-headless Chromium renders it (a screenshot whose four plot areas must hold real plots)."""
+headless Chromium renders it (a screenshot whose four plot areas must hold real plots), with
+its per-trade table, the 95% band on the equity curve and the tables behind the JSON."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+from html import escape as html_escape
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from evals.report import LAYOUT
 
 CHROMIUM = Path("/usr/bin/chromium")
 PLOTS = ("reliability", "equity", "edge", "timeline")
+PNG_PLOTS = ("reliability", "edge", "timeline")  # the equity curve is inline SVG
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +66,57 @@ def test_json_is_the_contract(outputs: tuple[dict[str, object], str, Path]) -> N
 def test_html_is_self_contained_with_four_plots(
         outputs: tuple[dict[str, object], str, Path]) -> None:
     _, html, _ = outputs
-    for name in PLOTS:
+    for name in PNG_PLOTS:
         found = re.search(rf'<img id="plot-{name}" alt="[^"]*" src="data:image/png;base64,'
                           r'([A-Za-z0-9+/=]+)"', html)
         assert found, name
         assert base64.b64decode(found.group(1))[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<script" not in html
     assert not re.search(r"""(src|href)=["']?https?:""", html)
+
+
+def _table(html: str, table_id: str) -> list[list[str]]:
+    """The body rows of the table with this id, as cell texts."""
+    found = re.search(rf'<table id="{table_id}">(.*?)</table>', html, re.S)
+    assert found, table_id
+    body = found.group(1).split("<tbody>")[1]
+    return [re.findall(r"<td>(.*?)</td>", row) for row in body.split("<tr>")[1:]]
+
+
+def test_per_trade_table_band_and_json_tables(
+        outputs: tuple[dict[str, object], str, Path]) -> None:
+    data, html, _ = outputs
+    trading = data["trading"]
+    assert isinstance(trading, dict)
+    trades = _table(html, "trades")
+    assert len(trades) == trading["trades"] == len(data["trade_log"]) > 0  # type: ignore[arg-type]
+    for row, t in zip(trades, data["trade_log"], strict=True):  # type: ignore[call-overload]
+        assert row[1] == t["market_id"]
+        assert row[2] == t["side"]
+        assert row[3] == f"{t['price']:.3f}"
+        assert row[7].startswith(t["outcome"])
+    # The band: an element of the inline equity SVG, its last point the headline interval.
+    svg = re.search(r'<svg id="plot-equity".*?</svg>', html, re.S)
+    assert svg
+    band = re.search(r'<g id="ci-band">.*?<path[^>]* d="([^"]+)"', svg.group(0), re.S)
+    assert band
+    assert len(band.group(1)) > 200  # a real filled polygon, not a stub
+    last = trading["equity_band"][-1]  # type: ignore[index]
+    assert last["ci95"] == trading["pnl_ci95"]
+    assert len(trading["equity_band"]) == trading["bootstrap"]["windows"]  # type: ignore[index]
+    # The JSON's disagreement block is shown, one row per bin.
+    assert len(_table(html, "disagreement")) == len(data["disagreement"])  # type: ignore[arg-type]
+    # P&L under fee rates 0, the dataset's (0: the recordings predate fees) and 0.07.
+    fees = _table(html, "fees")
+    assert [r[0] for r in fees] == ["no fee", "dataset (0)", "today (0.07)"]
+    assert "predate" in html
+    # The methods note states the blend actually used, not "agent = fair value".
+    assert "sigmoid(0.4871 logit(model) + 0.8751 logit(mid))" in html
+    assert "equal to fair_value" not in html
+    verdict = data["verdict"]
+    assert isinstance(verdict, str)
+    assert '<p id="verdict"' in html
+    assert html_escape(verdict) in html
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium not installed at "
@@ -83,7 +130,8 @@ def test_report_renders_in_headless_chromium(
     profile = tmp_path / "chromium-profile"
     proc = subprocess.run(
         [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--no-first-run", "--hide-scrollbars", "--disable-background-networking",
+         "--disable-component-update",
          "--disable-sync", f"--user-data-dir={profile}", f"--screenshot={shot}",
          "--window-size=1400,3000", f"file://{report}"],
         capture_output=True, text=True, timeout=120, check=False)
@@ -91,6 +139,13 @@ def test_report_renders_in_headless_chromium(
     assert shot.exists(), proc.stderr
     img = np.asarray(mpimg.imread(shot))[:, :, :3]  # floats in [0, 1]
     assert img.shape[:2] == (3000, 1400)
+    assert img.std() > 0.05  # not a blank page
+    # The band is drawn: inside the equity plot, pixels of the band's light blue
+    # (C_AGENT at alpha 0.16 on white, about (0.87, 0.92, 0.96)).
+    left, top, right, bottom = LAYOUT.plot_box(PLOTS.index("equity"))
+    eq = img[top:bottom, left:right]
+    light_blue = (np.abs(eq - np.array([0.87, 0.92, 0.96])) < 0.04).all(axis=2).sum()
+    assert light_blue > 5000, light_blue
     for i, name in enumerate(PLOTS):
         left, top, right, bottom = LAYOUT.plot_box(i)
         area = img[top:bottom, left:right]

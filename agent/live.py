@@ -125,7 +125,7 @@ class LiveSession:
 
     def start(self) -> ReconcileReport:
         """Connect, then reconcile; raises LiveSetupError unless everything is clean."""
-        install_redacting_tracing()  # no-op unless LangSmith tracing is switched on
+        install_redacting_tracing(settings=self.settings)  # no-op unless tracing is on
         broker = LiveClobBroker.from_settings(self.settings, store=self.journal,
                                               clock=self.clock, **self._broker_kw)
         self.startup = broker.connect()

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.logs import MASK, redact
+from core.settings import Settings
 
 _TRUE = ("1", "true", "yes", "on")
 # Node runs whose inputs and outputs are never traced (the order path).
@@ -122,9 +123,12 @@ def tracing_enabled(env: Mapping[str, str] | None = None) -> bool:
 
 
 def install_redacting_tracing(env: Mapping[str, str] | None = None,
-                              secrets: Iterable[str] = ()) -> bool:
+                              secrets: Iterable[str] = (),
+                              settings: Settings | None = None) -> bool:
     """Make every trace of this process go through ``hide_execution`` and ``mask_secrets``;
     False when tracing is off (then nothing is sent anywhere and nothing is installed).
+    ``settings``: the process's settings, whose secrets' exact values are masked (the CLI
+    passes the ones it loaded; without them they are loaded here, by the same loader).
     ``secrets``: exact values to mask besides the configured settings' secrets."""
     global _SECRET_VALUES, _client
     if not tracing_enabled(env):
@@ -135,12 +139,14 @@ def install_redacting_tracing(env: Mapping[str, str] | None = None,
 
     import langsmith
 
-    from core.settings import ConfigError, load_settings
+    if settings is None:
+        from core.settings import ConfigError, load_settings
 
-    try:
-        configured = _secret_values(load_settings())
-    except ConfigError:
-        configured = ()  # the caller reports bad settings; tracing still masks by shape
+        try:
+            settings = load_settings()
+        except ConfigError:
+            settings = None  # the caller reports bad settings; tracing still masks by shape
+    configured = () if settings is None else _secret_values(settings)
     extra = tuple(s for s in secrets if len(s) >= 8)
     _SECRET_VALUES = tuple(sorted({*configured, *extra}, key=len, reverse=True))
     _client = _client_class()(anonymizer=mask_secrets)

@@ -17,15 +17,20 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console, Group
 from rich.table import Table
 
+from agent.cli import common
+from core.errors import UserError
+
 out = Console()
 err = Console(stderr=True)
 
+TRADERS: dict[str, Literal["auto", "quant", "llm"]] = {
+    "auto": "auto", "quant": "quant", "llm": "llm"}
 # Long runs get a progress bar (on a terminal only).
 _PROGRESS_MIN_DECISIONS = 200
 
@@ -78,7 +83,10 @@ def eval_command(
     cadence: Annotated[float | None, typer.Option(
         help="Seconds between decisions in a window (default DECISION_CADENCE_S).",
         min=1)] = None,
+    # A plain string checked here (not a Literal): a wrong value is this command's own
+    # UserError naming the choices, the same as every other input it refuses.
     trader: Annotated[str, typer.Option(
+        metavar="[auto|quant|llm]",
         help="auto: LLM iff OPENAI_API_KEY; quant: deterministic policy; llm: force the LLM.")]
     = "auto",
     workers: Annotated[int | None, typer.Option(
@@ -88,51 +96,38 @@ def eval_command(
         help="--history only: window length in minutes (15 for the 15-minute markets).",
         min=2)] = 15,
     progress: Annotated[bool, typer.Option(help="Progress bar on long runs.")] = True,
+    compare: Annotated[str | None, typer.Option(
+        help="Traders side by side on the same windows, e.g. quant,llm (any of auto, quant, "
+             "llm).")] = None,
 ) -> None:
     """Offline eval: does the agent beat the market on recorded data?"""
-    from agent.cli.app import UserError
-
     if (dataset is None) == (history is None):
         raise UserError("give exactly one of --dataset DIR|NAME or --history CSV")
-    if trader not in ("auto", "quant", "llm"):
+    if trader not in TRADERS:
         raise UserError(f"--trader must be auto, quant or llm (got {trader!r})")
     if history is not None:
         _history(history, window_minutes, json_out, report)
+    elif dataset is not None and compare is not None:
+        _compare(dataset, compare, json_out, report, cadence, workers)
     elif dataset is not None:
-        _dataset(dataset, json_out, report, cadence, trader, workers, progress)
-
-
-def _settings_quiet() -> Any:
-    """Settings, with logging at WARNING or above: a per-decision INFO line for thousands of
-    decisions would bury the summary (LOG_LEVEL=DEBUG still shows everything)."""
-    from core.logs import configure
-    from core.settings import load_settings
-
-    settings = load_settings()
-    level = settings.log_level if settings.log_level in ("DEBUG", "ERROR", "CRITICAL") \
-        else "WARNING"
-    configure(level, settings.log_json)
-    return settings
+        _dataset(dataset, json_out, report, cadence, TRADERS[trader], workers, progress)
 
 
 def _dataset(name: str, json_out: Path | None, report: Path | None, cadence: float | None,
-             trader: str, workers: int | None, show_progress: bool) -> None:
+             trader: Literal["auto", "quant", "llm"], workers: int | None, show_progress: bool
+             ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from agent.cli.app import UserError, resolve_dataset
     from evals.report import eval_report
-    from evals.runner import EvalInputError, EvalOptions, resolve_use_llm, run_eval, summarize
+    from evals.runner import EvalOptions, resolve_use_llm, run_eval, summarize
     from evals.tracking import log_to_langsmith
 
-    settings = _settings_quiet()
-    options = EvalOptions(cadence_s=cadence or settings.decision_cadence_s,
-                          trader=trader,  # type: ignore[arg-type]
+    # Quiet: a per-decision INFO line for thousands of decisions would bury the summary.
+    settings = common.settings(quiet=True)
+    options = EvalOptions(cadence_s=cadence or settings.decision_cadence_s, trader=trader,
                           workers=workers)
-    try:
-        mode = (f"LLM {settings.openai_model}" if resolve_use_llm(options.trader, settings)
-                else "deterministic policy")
-    except EvalInputError as exc:
-        raise UserError(str(exc)) from None
+    mode = (f"LLM {settings.openai_model}" if resolve_use_llm(options.trader, settings)
+            else "deterministic policy")
     bar: Progress | None = None
     sink: _Bar | None = None
 
@@ -157,10 +152,8 @@ def _dataset(name: str, json_out: Path | None, report: Path | None, cadence: flo
                 sink.add_total(n)
 
     try:
-        result = run_eval(resolve_dataset(name), options, settings=settings,
+        result = run_eval(common.resolve_dataset(name), options, settings=settings,
                           progress=_Forward(), on_start=on_start)
-    except EvalInputError as exc:
-        raise UserError(str(exc)) from None
     finally:
         if bar is not None:
             bar.stop()
@@ -176,6 +169,19 @@ def _dataset(name: str, json_out: Path | None, report: Path | None, cadence: flo
     url = log_to_langsmith(summary)
     if url:
         out.print(f"LangSmith experiment: {url}")
+
+
+def _compare(name: str, traders: str, json_out: Path | None, report: Path | None,
+             cadence: float | None, workers: int | None) -> None:
+    from agent.cli.common import resolve_dataset
+    from agent.cli.common import settings as load
+    from evals.console import compare_command
+    from evals.runner import EvalOptions
+
+    settings = load(quiet=True)
+    options = EvalOptions(cadence_s=cadence or settings.decision_cadence_s, workers=workers)
+    compare_command(resolve_dataset(name), traders, options, settings, out=out, err=err,
+                    json_out=json_out, report=report)
 
 
 def eval_tables(summary: dict[str, Any]) -> Group:
@@ -235,6 +241,9 @@ def eval_tables(summary: dict[str, Any]) -> Group:
               f"{_f(timing['decision_ms_p50'], '.2f')} / {_f(timing['decision_ms_p99'], '.2f')} "
               "ms")
     tables.append(c)
+    from evals.console import summary_lines
+
+    tables += summary_lines(summary)
     return Group(*tables)
 
 
@@ -245,6 +254,7 @@ def _history(path: Path, window_minutes: int, json_out: Path | None, report: Pat
     from evals.forecast import load_minute_candles, run_study, summarize_study
     from evals.report import history_report
 
+    common.settings(quiet=True)  # the study reads none, but bad settings fail every command
     started = time.perf_counter()
     candles = load_minute_candles(path)  # validates first: bad input fails before output
     load_s = time.perf_counter() - started

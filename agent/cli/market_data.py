@@ -1,8 +1,9 @@
 """The live-market commands: ``updown stream``, ``updown markets`` and ``updown record``.
 
 ``register(app)`` adds them to the ``updown`` CLI.  Every failure a user can cause (an
-endpoint that cannot be reached, an output directory that already holds a dataset) ends in
-one line on stderr and exit code 2, like the rest of the CLI.  ``stream`` and ``markets`` keep
+endpoint that cannot be reached, an output directory that already holds a dataset) is a
+``UserError`` (``FeedError``, ``RecordError``): one line on stderr and exit code 2, like the
+rest of the CLI.  ``stream`` and ``markets`` keep
 stderr to warnings unless ``LOG_LEVEL=DEBUG``: their output is the point.
 """
 
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from agent.cli import common
+
 if TYPE_CHECKING:
     from core.settings import Settings
     from tools.polymarket.gamma import WindowSeries
@@ -32,28 +35,10 @@ class WindowLength(StrEnum):
     m5 = "5m"
 
 
-def _settings(quiet: bool) -> Settings:
-    from core.logs import configure
-    from core.settings import load_settings
-
-    settings = load_settings()
-    level = settings.log_level
-    if quiet and level != "DEBUG":
-        level = "WARNING" if level == "INFO" else level
-    configure(level, settings.log_json)
-    return settings
-
-
 def _series(window: WindowLength) -> WindowSeries:
     from tools.polymarket.gamma import SERIES
 
     return SERIES[window.value]
-
-
-def _user_error(message: str) -> Exception:
-    from agent.cli.app import UserError  # imported late: agent.cli.app imports this module
-
-    return UserError(message)
 
 
 @contextlib.contextmanager
@@ -72,13 +57,7 @@ def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> It
 
 
 def _run(main: Callable[[], Any]) -> Any:
-    from tools.polymarket.live_feed import FeedError
-    from tools.polymarket.recorder import RecordError
-
-    try:
-        return asyncio.run(main())
-    except (FeedError, RecordError) as exc:
-        raise _user_error(str(exc)) from None
+    return asyncio.run(main())
 
 
 def _live_feed(settings: Settings, series: WindowSeries) -> LiveFeed:
@@ -168,7 +147,7 @@ def stream(
     window: Annotated[WindowLength, typer.Option(help="Window series.")] = WindowLength.m15,
 ) -> None:
     """Live BTC, the Chainlink reference, the window, its price to beat and the Up/Down book."""
-    settings = _settings(quiet=True)
+    settings = common.settings(quiet=True)
     _run(lambda: _stream(settings, _series(window), as_json, duration, interval))
 
 
@@ -233,7 +212,7 @@ def markets(
     from rich.console import Console
     from rich.table import Table
 
-    settings = _settings(quiet=True)
+    settings = common.settings(quiet=True)
     rows: list[dict[str, Any]] = _run(lambda: _markets(settings, _series(window)))
     if as_json:
         _write(json.dumps(rows, indent=2))
@@ -286,7 +265,7 @@ def record(
     window: Annotated[WindowLength, typer.Option(help="Window series.")] = WindowLength.m15,
 ) -> None:
     """Record live markets in the recorded-markets interchange format (for `updown eval`)."""
-    settings = _settings(quiet=False)
+    settings = common.settings()
     _run(lambda: _record(settings, _series(window), out, duration))
 
 

@@ -1,7 +1,8 @@
 """Commands for money: ``updown portfolio``, ``updown order``, ``updown reset-daily-loss``.
 
 Registered on the main app by one line in ``agent/cli/app.py`` (``register(app)``).  Every
-refusal is one line on stderr and exit code 2; nothing is written before the input is valid.
+refusal is a ``UserError`` (one line on stderr, exit code 2); nothing is written before the
+input is valid.  An order the guard refuses exits 1, so a script can tell.
 
 * ``portfolio``: positions, P&L and journal summary per account (read-only unless
   ``--settle``, which records the venue's resolutions first).
@@ -17,28 +18,23 @@ from __future__ import annotations
 import json
 import sys
 import time
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from agent.cli import common
+from core.errors import UserError
+
 out = Console()
-err = Console(stderr=True)
 
 
-def _fail(message: str) -> NoReturn:
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    # SystemExit, not typer.Exit: the app runs with standalone_mode=False, where an Exit's
-    # code would be returned and lost instead of becoming the process's exit status.
-    sys.exit(2)
-
-
-def _settings() -> Any:
-    from agent.cli.app import _settings as load
-
-    return load()
+class Side(StrEnum):
+    up = "up"
+    down = "down"
 
 
 def _ts(ts: float | None) -> str:
@@ -68,10 +64,10 @@ def portfolio(
     from tools.polymarket.settlement import settle_resolved
     from tools.polymarket.wire import parse_gamma_market
 
-    settings = _settings()
+    settings = common.settings()
     path = journal or settings.journal_path
     if not path.exists():
-        _fail(f"journal not found: {path}")
+        raise UserError(f"journal not found: {path}")
     limits = GuardLimits.from_settings(settings)
     now = SystemClock().now()
     with Journal(path) as jr:
@@ -147,7 +143,7 @@ def portfolio(
 
 
 def order(
-    side: Annotated[str, typer.Option(help="up or down.")],
+    side: Annotated[Side, typer.Option(help="The outcome to buy.")],
     usd: Annotated[float, typer.Option(help="Dollars to spend (the guard may shrink it).")],
     market: Annotated[str | None, typer.Option(
         help="Market slug (default: the 15-minute BTC window open now).")] = None,
@@ -161,25 +157,19 @@ def order(
     = False,
 ) -> None:
     """A manual market buy through the same guard (the original place_order)."""
-    from agent.live import LiveOptInError, LiveSession, mode_for_command
-    from agent.manual_order import ManualOrderError, current_window_slug, place_manual_order
+    from agent.live import LiveSession, mode_for_command
+    from agent.manual_order import current_window_slug, place_manual_order
     from core.clock import SystemClock
     from tools.journal import Journal
     from tools.paper_broker import PaperBroker
     from tools.polymarket.http import ClobHttp
-    from tools.polymarket.orders import LiveSetupError
 
-    if side not in ("up", "down"):
-        _fail(f"--side must be up or down, not {side!r}")
     if not (usd > 0 and usd < 1e7):
-        _fail(f"--usd must be a positive amount, not {usd}")
+        raise UserError(f"--usd must be a positive amount, not {usd}")
     if worst_price is not None and not 0 < worst_price < 1:
-        _fail(f"--worst-price must be between 0 and 1, not {worst_price}")
-    settings = _settings()
-    try:
-        mode = mode_for_command(settings, live_flag=live, action="place a real-money order")
-    except LiveOptInError as exc:
-        _fail(str(exc))
+        raise UserError(f"--worst-price must be between 0 and 1, not {worst_price}")
+    settings = common.settings()
+    mode = mode_for_command(settings, live_flag=live, action="place a real-money order")
     if mode.note and not json_out:
         out.print(f"[yellow]{mode.note}[/]")
     clock = SystemClock()
@@ -190,23 +180,17 @@ def order(
         with Journal(journal or settings.journal_path) as jr:
             if mode.mode == "live":
                 session = LiveSession(settings, jr, mode, clock=clock)
-                try:
-                    session.start()  # connect, then reconcile: before anything is decided
-                except LiveSetupError as exc:
-                    _fail(str(exc))
+                session.start()  # connect, then reconcile: before anything is decided
                 assert session.broker is not None
                 broker: Any = session.broker
                 account = session.account
             else:
                 broker, account = PaperBroker(fill_mode=settings.polymarket_order_type), "paper"
-            try:
-                outcome = place_manual_order(
-                    settings=settings, journal=jr, limits=mode.limits(settings),
-                    account=account, broker=broker, http=http, clock=clock,
-                    market_id=market_id, side=side,  # type: ignore[arg-type]
-                    stake_usd=usd, worst_price=worst_price)
-            except ManualOrderError as exc:
-                _fail(str(exc))
+            outcome = place_manual_order(
+                settings=settings, journal=jr, limits=mode.limits(settings),
+                account=account, broker=broker, http=http, clock=clock,
+                market_id=market_id, side="up" if side is Side.up else "down",
+                stake_usd=usd, worst_price=worst_price)
     finally:
         http.close()
         if session is not None:
@@ -221,7 +205,7 @@ def order(
             "execution": execution.model_dump(mode="json") if execution else None},
             indent=2) + "\n")
     else:
-        out.print(f"[bold]{mode.mode}[/] order {side} {usd:.2f} USDC in {market_id} "
+        out.print(f"[bold]{mode.mode}[/] order {side.value} {usd:.2f} USDC in {market_id} "
                   f"(account {account})", highlight=False)
         for h in outcome.waived:
             out.print(f"  waived for a manual order: {h.rule}: {h.detail}", highlight=False)
@@ -235,7 +219,7 @@ def order(
                       f"{' - ' + execution.reason if execution.reason else ''}",
                       highlight=False)
     if not verdict.approved:
-        sys.exit(1)  # refused by the guard: a script must be able to tell
+        raise typer.Exit(1)  # refused by the guard: a script must be able to tell
 
 
 def reset_daily_loss(
@@ -250,31 +234,26 @@ def reset_daily_loss(
     from core.clock import SystemClock
     from tools.journal import Journal
 
-    settings = _settings()
+    settings = common.settings()
     path = journal or settings.journal_path
     if not path.exists():
-        _fail(f"journal not found: {path}")
+        raise UserError(f"journal not found: {path}")
     if not note.strip():
-        _fail("--note must say why the daily loss limit is reset")
+        raise UserError("--note must say why the daily loss limit is reset")
     if confirm is None and sys.stdin.isatty():
         confirm = typer.prompt(f"Type the account id ({account}) to reset its daily loss")
     if confirm != account:
-        _fail("reset not confirmed: pass --confirm with the account id (or type it)")
+        raise UserError("reset not confirmed: pass --confirm with the account id (or type it)")
     now = SystemClock().now()
     with Journal(path) as jr:
         if account not in jr.accounts():
-            _fail(f"no account {account!r} in {path}")
+            raise UserError(f"no account {account!r} in {path}")
         jr.record_daily_loss_reset(account=account, reset_ts=now, note=note)
     out.print(f"daily loss of {account} reset at {_ts(now)}: {note.strip()}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add the live/money commands to the ``updown`` app.
-
-    Also turns off local variables in the app's error tracebacks: a frame inside a signing
-    library holds the key, and a traceback is no place for it.
-    """
-    app.pretty_exceptions_show_locals = False
+    """Add the live/money commands to the ``updown`` app."""
     app.command("portfolio")(portfolio)
     app.command("order")(order)
     app.command("reset-daily-loss")(reset_daily_loss)

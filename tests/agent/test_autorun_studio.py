@@ -1,5 +1,5 @@
 """A past window of the runner opened on the LangGraph dev server (what Studio shows):
-``python -m agent.threads ... --to URL`` copies the window's checkpointed state there."""
+``updown threads ... --to URL`` copies the window's checkpointed state there."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ async def _checkpoint_one_window(path: Path) -> str:
 def test_past_window_opens_on_the_dev_server(server_url: str, tmp_path: Path) -> None:
     checkpoints = tmp_path / "checkpoints.db"
     slug = asyncio.run(_checkpoint_one_window(checkpoints))
-    threads = [sys.executable, "-m", "agent.threads", "--checkpoints", str(checkpoints)]
+    threads = [str(Path(sys.executable).with_name("updown")), "threads", "--checkpoints",
+               str(checkpoints)]
     listed = subprocess.run(threads, cwd=ROOT, capture_output=True, text=True, check=True)
     assert listed.stdout.split() == [slug]
     decisions = subprocess.run([*threads, slug], cwd=ROOT, capture_output=True, text=True,

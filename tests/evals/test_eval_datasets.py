@@ -163,10 +163,14 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_cli_user_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
                          error: str, needle: str) -> None:
     """What `updown eval` raises for main() to print as one line (exit 2, tested above)."""
+    import typer
     from typer.testing import CliRunner
 
-    from agent.cli.app import app
+    from agent.cli import evaluate
 
+    # The command alone on a plain app: the root's exit path would turn the error into exit 2.
+    app = typer.Typer(callback=lambda: None)
+    evaluate.register(app)
     monkeypatch.chdir(tmp_path)
     # Leave the process-wide logger alone (CliRunner's stderr is closed after the call).
     monkeypatch.setattr("core.logs.configure", lambda *a, **k: None)

@@ -96,7 +96,7 @@ def test_no_replayable_window_is_a_user_error(tmp_path: Path) -> None:
     _edit(d / "markets.csv", lambda ls: _set_cell(ls, 2, "start_ts", "1000")
           or _set_cell(ls, 2, "end_ts", "1900"))
     _edit(d / "book.csv", lambda ls: ls.__delitem__(slice(1, None)))
-    with pytest.raises(EvalInputError, match="no replayable window"):
+    with pytest.raises(EvalInputError, match="no usable window"):
         run_eval(d, EvalOptions(trader="quant", workers=1), settings=load_settings())
 
 

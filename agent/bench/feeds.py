@@ -103,7 +103,7 @@ def _serve(port_queue: Any, rate: float, seconds: float, skipped_out: Any) -> No
 
     async def main() -> None:
         async with serve(push, "127.0.0.1", 0, compression=None, ping_interval=None) as server:
-            port_queue.put(server.sockets[0].getsockname()[1])
+            port_queue.put(next(iter(server.sockets)).getsockname()[1])
             await asyncio.sleep(seconds + 30)
 
     asyncio.run(main())

@@ -158,7 +158,8 @@ def test_config_live_rejects_a_non_hex_key_without_showing_it(tmp_path: Path) ->
     line = assert_one_line(updown("config", "--live", cwd=tmp_path, env={
         "POLYMARKET_MODE": "live", "POLYMARKET_PRIVATE_KEY": secret,
         "LIVE_CONFIRM": "trade real money"}), "POLYMARKET_PRIVATE_KEY not 32-byte hex")
-    assert "POLYMARKET_MODE" not in line and "LIVE_CONFIRM" not in line
+    assert "POLYMARKET_MODE" not in line
+    assert "LIVE_CONFIRM" not in line
     assert secret not in line
 
 

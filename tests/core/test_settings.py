@@ -52,7 +52,7 @@ def test_misspelled_variable_in_env_file_names_it_and_the_closest(tmp_path: Path
 
 
 def test_misspelled_lower_case_variable_in_env_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="polymarket_privatekey .*POLYMARKET_PRIVATE_KEY"):
+    with pytest.raises(ConfigError, match=r"polymarket_privatekey .*POLYMARKET_PRIVATE_KEY"):
         load_settings(env_file(tmp_path, "polymarket_privatekey=abc\n"), environ={})
 
 
@@ -149,7 +149,8 @@ def test_private_key_check_never_shows_the_key() -> None:
     assert private_key_problem(SecretStr("  ")) == "not set"
     bad = "my-secret-passphrase-not-a-key"
     problem = private_key_problem(SecretStr(bad))
-    assert problem is not None and "32-byte hex" in problem
+    assert problem is not None
+    assert "32-byte hex" in problem
     assert bad not in problem
     assert private_key_problem(SecretStr("ab" * 31)) is not None  # 31 bytes
 

@@ -7,10 +7,16 @@ them. A snapshot is immutable and holds nothing observed after ``as_of``.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.fees import FeeSchedule
+
+# How a window's close is fixed: a single reference price at the end ("point", every window
+# before 2026-08-07 and every 2025 recording) or the mean of the reference over the last
+# ``settlement_window_s`` seconds ("twap", Polymarket's crypto up/down since 2026-08-07).
+Settlement = Literal["point", "twap"]
 
 
 class BookTop(BaseModel):
@@ -90,6 +96,14 @@ class MarketSnapshot(BaseModel):
     fee_exponent: float = Field(default=1.0, gt=0)
     tick_size: float = Field(default=0.01, gt=0)
     min_order_shares: float = Field(default=5.0, ge=0)
+    # How the close is fixed (see ``Settlement``); point unless the market says TWAP.
+    settlement: Settlement = "point"
+    # Length of the closing average (TWAP lookback), seconds; read only when settlement is twap.
+    settlement_window_s: float = Field(default=60.0, gt=0)
+    # Time-weighted mean of the settlement reference from the averaging window's start
+    # (window_end - settlement_window_s) up to as_of: the part of the close already fixed.
+    # Only inside the final settlement_window_s of a twap window; None when not known.
+    settlement_partial_mean: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> MarketSnapshot:
@@ -101,6 +115,12 @@ class MarketSnapshot(BaseModel):
             raise ValueError("snapshot holds a candle that closes after as_of")
         if not math.isfinite(self.price):
             raise ValueError("price is not finite")
+        if self.settlement_partial_mean is not None and (
+                self.settlement != "twap"
+                or not math.isfinite(self.settlement_partial_mean)
+                or self.as_of < self.window_end - self.settlement_window_s):
+            raise ValueError("settlement_partial_mean needs a twap window inside its final "
+                             "settlement_window_s")
         return self
 
     @property
@@ -114,6 +134,14 @@ class MarketSnapshot(BaseModel):
     @property
     def price_age_s(self) -> float:
         return self.as_of - self.price_ts
+
+    @property
+    def settlement_elapsed_s(self) -> float:
+        """Seconds of the closing average already observed (0 for point settlement)."""
+        if self.settlement != "twap":
+            return 0.0
+        start = self.window_end - self.settlement_window_s
+        return min(self.settlement_window_s, max(0.0, self.as_of - start))
 
     @property
     def fee_schedule(self) -> FeeSchedule:

@@ -1,14 +1,47 @@
 """Fair value of the Up token and its edge against the book after taker fees.
 
-Owns ``estimate_fair_value`` and its two pure building blocks:
+Owns ``estimate_fair_value`` and its pure building blocks:
 
 * ``ewma_sigma_per_sqrt_s``: volatility of log price per sqrt-second from an EWMA of candle
   log returns, with a floor;
 * ``prob_up``: P(close >= price to beat) = F(ln(S/K) / (sigma * sqrt(tau))), F the standard
-  normal CDF or a unit-variance Student-t CDF.
+  normal CDF or a unit-variance Student-t CDF;
+* ``settlement_moments``: the mean and variance of ln(close / K) under point or TWAP
+  settlement, which ``model_prob_up`` turns into P(up).
 
 The model is driftless Brownian log price: over 15 minutes any drift is negligible next to the
 volatility, and on 1,440 real BTC windows this form scored Brier 0.155 (docs/venue.md).
+
+Settlement as an average (derivation)
+-------------------------------------
+Since 2026-08-07 the close is not the reference at the end T but its mean over the last L
+seconds (L = 60, the market's ``twapLookbackSeconds``), and the price to beat is the same mean
+at the start (what the venue reports, so K is a known number).  Write X_t = ln(price) =
+x0 + sigma W_t with W a standard Brownian motion started now (t = 0, tau = T seconds left) and
+take the close as Y = (1/L) int_{T-L}^{T} X_t dt.  (Chainlink averages prices, not log prices;
+over one minute the two differ by O(sigma^2 L) ~ 3e-7 relative, far below a tick.)
+
+* Window entirely ahead (tau >= L), a = tau - L to its start:
+  W_t = W_a + B_{t-a} with B a Brownian motion independent of W_a, so
+  Y - x0 = sigma (W_a + (1/L) int_0^L B_s ds).  Var W_a = a and
+  Var (1/L) int_0^L B_s ds = (1/L^2) int int min(s, u) ds du = L/3, hence
+  Var Y = sigma^2 (tau - L + L/3) = sigma^2 (tau - 2L/3).  The mean stays x0.
+* Inside the window (r = tau < L seconds of it left): the first L - r seconds are observed;
+  with M their time-weighted mean price, Y = ((L - r) ln M + int_0^r X_t dt) / L and
+  int_0^r X_t dt = r x0 + sigma int_0^r W_t dt with Var int_0^r W_t dt = r^3/3.  So with the
+  weight w = r / L of the part still to come:
+      E[Y] = (1 - w) ln M + w x0,   Var Y = sigma^2 r^3 / (3 L^2) = w^2 sigma^2 r / 3.
+  At r = L both cases give sigma^2 L / 3 (continuous); at r = 0 the close is known.
+* Inside the window with M unknown (no reference ticks for the elapsed part): given only x0,
+  the path before now is a time-reversed Brownian motion independent of the one ahead, so the
+  elapsed part adds (1 - w)^2 sigma^2 (L - r) / 3 and the mean is x0.
+
+The allowances of the point model carry over with the weight of what is still random: the
+price's age (lag) moves x0, so it adds w^2 sigma^2 lag (weight 1 before the window); the
+basis between the exchange price and the reference applies to the exchange-priced part,
+w^2 basis^2 (the observed mean M is the reference itself).  The per-minutes-left variance
+scale multiplies the diffusion terms as in the point model.  P(up) = F(E[ln(Y/K)] / sqrt(Var)).
+Monte Carlo on synthetic Brownian paths checks these moments in tests/tools/test_fair_value_twap.py.
 """
 
 from __future__ import annotations
@@ -24,7 +57,7 @@ import numpy.typing as npt
 from scipy import special
 
 from core.records import FairValueEstimate
-from core.snapshot import MarketSnapshot
+from core.snapshot import MarketSnapshot, Settlement
 
 # RiskMetrics' 0.94 on 1-minute returns: half-life ln(0.5)/ln(0.94) ~ 11 minutes, about one
 # window, so the estimate follows the current regime without resting on a handful of returns.
@@ -137,13 +170,60 @@ def blend(model_up: float, market_up: float, w_model: float, w_market: float) ->
     return min(PROB_MAX, max(PROB_MIN, p))
 
 
-def model_prob_up(log_moneyness: float, sigma_per_sqrt_s: float, tau_s: float, lag_s: float,
-                  basis_sd: float, tail_dof: float | None, variance_scale: float = 1.0) -> float:
-    """P(up) with the basis/lag allowance: variance scale * sigma^2 (tau + lag) + basis^2.
+def settlement_moments(
+    log_moneyness: float, sigma_per_sqrt_s: float, tau_s: float, lag_s: float,
+    basis_sd: float, variance_scale: float = 1.0, *, settlement: Settlement = "point",
+    window_s: float = 60.0, partial_log_moneyness: float | None = None,
+) -> tuple[float, float]:
+    """(mean, variance) of ln(close / K) seen from now (see the module docstring).
 
-    With no allowance this is ``prob_up``; with one, the outcome is uncertain even at expiry
-    (the reference, not the price we see, settles), so it is never a hard 0 or 1.
+    ``log_moneyness`` is ln(S/K) of the price we see; ``partial_log_moneyness`` is ln(M/K) of
+    the mean reference over the part of a TWAP window already elapsed (None: not known).
+    Point: (x, k sigma^2 (tau + lag) + basis^2).  TWAP: the window ahead, the window under
+    way with M known, or with M unknown.
     """
+    tau = max(0.0, tau_s)
+    diffusion = variance_scale * sigma_per_sqrt_s * sigma_per_sqrt_s
+    basis_var = basis_sd * basis_sd
+    if settlement == "point":
+        return log_moneyness, diffusion * (tau + lag_s) + basis_var
+    if not window_s > 0.0:
+        raise ValueError(f"window_s {window_s} must be > 0")
+    if tau >= window_s:
+        return log_moneyness, diffusion * (tau - 2.0 * window_s / 3.0 + lag_s) + basis_var
+    w = tau / window_s
+    ahead = w * w * (diffusion * (tau / 3.0 + lag_s) + basis_var)
+    if partial_log_moneyness is not None:
+        return (1.0 - w) * partial_log_moneyness + w * log_moneyness, ahead
+    # The elapsed part unknown: a reversed Brownian path behind the price we see, priced
+    # on the exchange like the part ahead (so the basis and lag apply to all of it).
+    behind = (1.0 - w) ** 2 * diffusion * (window_s - tau) / 3.0
+    lag_and_basis = (1.0 - w * w) * (diffusion * lag_s + basis_var)
+    return log_moneyness, ahead + behind + lag_and_basis
+
+
+def prob_up_from_moments(mean: float, variance: float, tail_dof: float | None) -> float:
+    """F(mean / sqrt(variance)); decided (ties go Up) when nothing is left random."""
+    if variance <= 0.0:
+        return 1.0 if mean >= 0.0 else 0.0
+    return prob_up(mean, 1.0, variance, tail_dof)
+
+
+def model_prob_up(log_moneyness: float, sigma_per_sqrt_s: float, tau_s: float, lag_s: float,
+                  basis_sd: float, tail_dof: float | None, variance_scale: float = 1.0, *,
+                  settlement: Settlement = "point", window_s: float = 60.0,
+                  partial_log_moneyness: float | None = None) -> float:
+    """P(up) with the basis/lag allowance: variance scale * sigma^2 (tau + lag) + basis^2
+    under point settlement, the moments of ``settlement_moments`` under TWAP.
+
+    With no allowance (point) this is ``prob_up``; with one, the outcome is uncertain even at
+    expiry (the reference, not the price we see, settles), so it is never a hard 0 or 1.
+    """
+    if settlement == "twap":
+        mean, var = settlement_moments(
+            log_moneyness, sigma_per_sqrt_s, tau_s, lag_s, basis_sd, variance_scale,
+            settlement="twap", window_s=window_s, partial_log_moneyness=partial_log_moneyness)
+        return prob_up_from_moments(mean, var, tail_dof)
     tau = max(0.0, tau_s)
     var = variance_scale * sigma_per_sqrt_s * sigma_per_sqrt_s * (tau + lag_s) \
         + basis_sd * basis_sd
@@ -259,7 +339,11 @@ def estimate_fair_value(
     # The price is as old as its stamp (a 5-minute candle's close can be minutes old): it can
     # have moved since, as can the reference relative to it.
     lag = max(0.0, snapshot.as_of - snapshot.price_ts) + m.reference_lag_s
-    model_up = model_prob_up(x, sigma, tau, lag, m.basis_sd, dof, m.variance_scale(tau))
+    partial = snapshot.settlement_partial_mean
+    model_up = model_prob_up(
+        x, sigma, tau, lag, m.basis_sd, dof, m.variance_scale(tau),
+        settlement=snapshot.settlement, window_s=snapshot.settlement_window_s,
+        partial_log_moneyness=None if partial is None else math.log(partial / k))
 
     market_up_mid = snapshot.up.mid if snapshot.up is not None else None
     if market_up_mid is None and snapshot.down is not None:

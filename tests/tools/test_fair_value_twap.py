@@ -118,13 +118,15 @@ def _synthetic_paths(rng: np.random.Generator, n: int, seconds: float, dt: float
     (n, steps + 1), starting at 0."""
     steps = round(seconds / dt)
     inc = rng.standard_normal((n, steps)) * (SIGMA * math.sqrt(dt))
-    return np.concatenate([np.zeros((n, 1)), np.cumsum(inc, axis=1)], axis=1)
+    out: np.ndarray = np.concatenate([np.zeros((n, 1)), np.cumsum(inc, axis=1)], axis=1)
+    return out
 
 
 def _average(path: np.ndarray, dt: float) -> np.ndarray:
     """Time average of each row by the trapezoid rule (the continuous mean as dt -> 0)."""
     width = (path.shape[1] - 1) * dt
-    return (path[:, 1:] + path[:, :-1]).sum(axis=1) * dt / 2.0 / width
+    out: np.ndarray = (path[:, 1:] + path[:, :-1]).sum(axis=1) * dt / 2.0 / width
+    return out
 
 
 @pytest.mark.parametrize("tau", [60.0, 150.0, 300.0])
@@ -201,6 +203,7 @@ def test_estimate_uses_the_snapshot_settlement(monkeypatch: pytest.MonkeyPatch) 
     late = fv.estimate_fair_value(_snapshot(as_of=END - 15.0, price=99_990.0,
                                             partial=100_030.0))
     assert late is not None
+    assert late.model_up is not None
     mean = 0.75 * math.log(100_030.0 / 100_000.0) + 0.25 * math.log(99_990.0 / 100_000.0)
     var = late.sigma_per_sqrt_s**2 * 15.0**3 / (3 * L**2)
     assert late.model_up == pytest.approx(prob_up(mean, 1.0, var), rel=1e-12)

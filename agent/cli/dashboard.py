@@ -64,9 +64,19 @@ def dashboard(
 
 def announce(server: Any) -> None:
     """Where the dashboard is, and its token: on the terminal only, never in a log."""
-    url = server.url if server.loopback else f"{server.url}?token={server.token}"
-    typer.echo(f"dashboard: {url}", err=True)
-    typer.echo(f"dashboard kill switch token: {server.token}", err=True)
+    announce_token(server.host, server.port, server.token)
+
+
+def announce_token(host: str, port: int, token: str) -> None:
+    from agent.web.app import is_loopback
+
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/"
+    if not is_loopback(host):
+        url += f"?token={token}"
+    if port == 0:
+        url += " (any free port: the 'dashboard' log line names it)"
+    typer.echo(f"dashboard: {url}  (kill switch token: {token})", err=True)
 
 
 def _status_file(path: Path) -> Any:

@@ -268,7 +268,7 @@ class DashboardApp:
 
     async def kill_form(self, request: Request) -> Response:
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
-        if not self._token_ok((form.get("token") or [None])[0]):
+        if not self._token_ok((form.get("token") or [""])[0]):
             return self._error(request, 403, "wrong token: the kill switch did not change")
         state = (form.get("state") or [""])[0]
         if state not in ("on", "off"):

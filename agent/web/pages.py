@@ -261,7 +261,7 @@ def calibration(doc: dict[str, Any]) -> str:
 
     chart = reliability_chart([("agent", "agent P(up)", pts(doc["agent"])),
                                ("market", "market Up mid", pts(doc["market"]))])
-    rows = ((f'{a["lower"]:.1f}–{a["upper"]:.1f}', e(a["count"]), num(a["mean_predicted"]),
+    rows = ((f'{a["lower"]:.1f}-{a["upper"]:.1f}', e(a["count"]), num(a["mean_predicted"]),
              num(a["observed_up"]), e(m["count"]), num(m["mean_predicted"]),
              num(m["observed_up"])) for a, m in zip(doc["agent"], doc["market"], strict=True))
     return (f'<h1>Calibration</h1><p>{doc["decisions"]} decisions in {doc["windows"]} settled '

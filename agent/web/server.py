@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import secrets
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -31,6 +32,15 @@ class DashboardError(UserError):
 def new_token() -> str:
     """The kill switch's token (and every page's, off loopback): printed once at start."""
     return secrets.token_urlsafe(24)
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its signal handlers: the caller's stay in charge (``updown run``'s
+    SIGINT/SIGTERM is the graceful stop of trading, not of the dashboard alone)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class DashboardServer:
@@ -75,9 +85,7 @@ class DashboardServer:
         config = uvicorn.Config(self.web.app, log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=1,
                                 log_config=None)
-        self._server = uvicorn.Server(config)
-        # The caller's signal handlers stay in charge (updown run's graceful stop).
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]),
                                          name="updown-dashboard")
         while not self._server.started:

@@ -91,6 +91,11 @@ class RunOptions:
     settle_wait_s: float = 30.0
     # Live: how often resolved windows are settled from the venue.
     settle_every_s: float = 5.0
+    # Operator dashboard (agent.web) while the run lasts: None = off, 0 = any free port.
+    dashboard_port: int | None = None
+    dashboard_host: str = "127.0.0.1"
+    # The kill switch's token (printed by the command; None: the server makes one).
+    dashboard_token: str | None = None
 
 
 def feed_timings(series: WindowSeries) -> FeedTimings:
@@ -211,6 +216,8 @@ class AutoRunner:
         self._ctx: Context | None = None
         self._settling: set[asyncio.Task[Any]] = set()
         self._windows_done = 0
+        # agent.web.services.RunServices while running (the dashboard's port, the notifier).
+        self.services: Any = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -245,9 +252,16 @@ class AutoRunner:
     async def run(self) -> AutoRunReport:
         """Start, trade until stopped (or the windows are done), settle, and close."""
         await self.start()
+        services = None
         try:
+            # Dashboard and notifications (NOTIFY_URLS); neither can stop trading.
+            from agent.web.services import start_run_services
+
+            services = self.services = await start_run_services(self)
             return await self._run_started()
         finally:
+            if services is not None:
+                await services.aclose(reason="run stopping")
             await self._close_feeds()
             if self.session is not None:
                 self.session.close()

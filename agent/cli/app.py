@@ -17,6 +17,7 @@ import typer
 from agent.cli import (
     benchmarks,
     config,
+    dashboard,
     evaluate,
     fit,
     journal,
@@ -63,6 +64,7 @@ windows.register(app)
 config.register(app)
 fit.register(app)
 benchmarks.register(app)
+dashboard.register(app)
 
 
 def main() -> None:

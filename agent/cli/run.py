@@ -47,11 +47,18 @@ def run(
     checkpoints: Annotated[Path | None, typer.Option(
         help="LangGraph SQLite checkpoints, one thread per window (default CHECKPOINT_PATH).")]
     = None,
+    dashboard_port: Annotated[int | None, typer.Option(
+        help="Port of the operator dashboard of a live run (default DASHBOARD_PORT; 0 = any "
+        "free port).", min=0, max=65535)] = None,
+    dashboard: Annotated[bool, typer.Option(
+        "--dashboard/--no-dashboard", help="Serve the operator dashboard while a live run "
+        "lasts (loopback unless DASHBOARD_HOST).")] = True,
 ) -> None:
     """Run the autonomous loop: live feeds (paper unless --live), or --replay a recording."""
     if replay is None:
         _run_live(cadence=cadence, journal=journal, decision_log=decision_log, view=view,
-                  live=live, markets=markets, windows=windows, checkpoints=checkpoints)
+                  live=live, markets=markets, windows=windows, checkpoints=checkpoints,
+                  dashboard_port=dashboard_port if dashboard else -1)
         return
     if live or markets is not None or windows is not None or checkpoints is not None:
         raise UserError("--replay runs in paper mode over the recording: --live, --markets, "
@@ -100,8 +107,9 @@ def run(
 
 def _run_live(*, cadence: float | None, journal: Path | None, decision_log: Path | None,
               view: bool, live: bool, markets: str | None, windows: int | None,
-              checkpoints: Path | None) -> None:
-    """``updown run`` on the live feeds; every start-up failure is a UserError (one line)."""
+              checkpoints: Path | None, dashboard_port: int | None = -1) -> None:
+    """``updown run`` on the live feeds; every start-up failure is a UserError (one line).
+    ``dashboard_port``: -1 off, None the DASHBOARD_PORT setting."""
     from agent.autorun import AutoRunner, RunOptions
     from agent.live import mode_for_command
     from tools.decision_log import DecisionLog
@@ -119,7 +127,8 @@ def _run_live(*, cadence: float | None, journal: Path | None, decision_log: Path
     status_path = Path(settings.status_path) if settings.status_path else None
     options = RunOptions(cadence_s=cadence or settings.decision_cadence_s,
                          large_move_pct=settings.large_move_pct, windows=windows,
-                         status_path=status_path, status_port=settings.status_port)
+                         status_path=status_path, status_port=settings.status_port,
+                         **_dashboard_options(settings, dashboard_port))
     journal_path = journal or settings.journal_path
     checkpoint_path = checkpoints or settings.checkpoint_path
     dashboard = None
@@ -141,6 +150,20 @@ def _run_live(*, cadence: float | None, journal: Path | None, decision_log: Path
     if report.unresolved_orders:
         raise UserError(f"{len(report.unresolved_orders)} order(s) with unknown outcome: "
                         "run `updown portfolio` to reconcile before trading again")
+
+
+def _dashboard_options(settings: Any, port: int | None) -> dict[str, Any]:
+    """The dashboard's RunOptions; its URL and kill switch token go to the terminal only."""
+    if port == -1:
+        return {}
+    from agent.cli.dashboard import announce_token
+    from agent.web.server import new_token
+
+    token = new_token()
+    options = {"dashboard_port": settings.dashboard_port if port is None else port,
+               "dashboard_host": settings.dashboard_host, "dashboard_token": token}
+    announce_token(settings.dashboard_host, options["dashboard_port"], token)
+    return options
 
 
 def _serve(runner: Any, dashboard: Any) -> Any:

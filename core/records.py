@@ -217,6 +217,19 @@ class ExecutionReport(_Record):
     notional_usd: float = 0.0
     fee_usd: float = 0.0
     reason: str | None = None
+    # A live match is provisional until every trade of it is final on chain (CONFIRMED or
+    # FAILED): exposure from the moment of the match, a position only once confirmed.
+    # Paper fills are final at once.
+    final: bool = True
+    # The venue's trade ids of the fill (live), by which a provisional fill is re-checked.
+    trade_ids: tuple[str, ...] = ()
+
+
+# What became of a filled execution on chain (journal ``fills``): provisional until the
+# venue's trades are CONFIRMED (a position) or FAILED (reversed: no position, no P&L).
+FillState = Literal["provisional", "confirmed", "failed"]
+# A winning position's redemption (journal ``redemptions``); failed ones are retried.
+RedemptionState = Literal["pending", "submitted", "confirmed", "failed"]
 
 
 class LedgerView(_Record):
@@ -229,3 +242,7 @@ class LedgerView(_Record):
     # Losses in a row among the most recent settled positions.
     consecutive_losses: int = Field(default=0, ge=0)
     last_loss_ts: float | None = None
+    # Fills matched at the venue and not yet final on chain: already in entered windows and
+    # orders today, and their cost is open exposure until confirmed or reversed.
+    provisional_fills: int = Field(default=0, ge=0)
+    provisional_exposure_usd: float = Field(default=0.0, ge=0.0)

@@ -11,7 +11,9 @@ One module per entity, one ``Journal`` class callers use:
   rounding.
 * ``runs``: runs and decisions.
 * ``orders``: order intents, executions, signed venue orders and reconciliation findings.
+* ``fills``: whether a filled execution is final on chain (provisional / confirmed / failed).
 * ``settlements``: settled positions and their P&L.
+* ``redemptions``: each winning position's payout, redeemed exactly once.
 * ``ledger``: the guard's ``LedgerView``, a run's ``RunSummary``, daily loss resets, accounts.
 * ``reads``: paged read models for the ``trades`` / ``profit`` / ``decisions`` commands and
   the operator dashboard (pure functions over a ``sqlite3.Connection``).
@@ -33,6 +35,7 @@ from tools.journal.errors import (
     JournalError,
     UnknownRecordError,
 )
+from tools.journal.fills import FillRecord, Fills
 from tools.journal.ledger import DailyLossReset, Ledger, RunSummary
 from tools.journal.orders import (
     OrderIntent,
@@ -40,12 +43,13 @@ from tools.journal.orders import (
     ReconciliationRecord,
     SignedOrderRecord,
 )
+from tools.journal.redemptions import RedemptionRecord, Redemptions
 from tools.journal.runs import Runs
 from tools.journal.schema import _SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, SCHEMA_VERSION
 from tools.journal.settlements import SettledPosition, Settlements
 
 
-class Journal(Runs, Orders, Settlements, Ledger, JournalBase):
+class Journal(Runs, Orders, Fills, Settlements, Redemptions, Ledger, JournalBase):
     """One SQLite file (or ``":memory:"``); safe to share between threads of one process."""
 
 
@@ -58,10 +62,12 @@ __all__ = [
     "DailyLossReset",
     "DuplicateEntryError",
     "DuplicateRecordError",
+    "FillRecord",
     "Journal",
     "JournalError",
     "OrderIntent",
     "ReconciliationRecord",
+    "RedemptionRecord",
     "RunSummary",
     "SettledPosition",
     "SignedOrderRecord",

@@ -81,7 +81,11 @@ class Ledger(JournalBase):
         return [str(r["account"]) for r in rows]
 
     def ledger_view(self, *, account: str, day_start: float, now: float) -> LedgerView:
-        """What the guard needs: entered windows, today's orders and P&L, the losing streak."""
+        """What the guard needs: entered windows, today's orders and P&L, the losing streak,
+        and the provisional fills (matched, not final on chain) as open exposure.
+
+        A provisional fill counts toward every limit from the moment of its match: its
+        intent already enters the window and today's orders, whatever becomes of it."""
         with self._read() as cur:
             # Every intent blocks its window, whatever its status (see module docstring).
             entered = frozenset(
@@ -116,6 +120,13 @@ class Ledger(JournalBase):
                 " ORDER BY s.settled_ts DESC, i.created_ts DESC, s.order_id DESC",
                 (account, now),
             ).fetchall()
+            provisional = cur.execute(
+                "SELECT COUNT(*) AS n, COALESCE(SUM(e.notional_usd + e.fee_usd), 0.0) AS usd"
+                " FROM fills f JOIN executions e ON e.order_id = f.order_id"
+                " JOIN order_intents i ON i.order_id = f.order_id"
+                " WHERE i.account = ? AND f.state = 'provisional' AND f.matched_ts <= ?",
+                (account, now),
+            ).fetchone()
         streak = 0
         for r in history:
             if float(r["pnl_usd"]) < 0:
@@ -131,6 +142,8 @@ class Ledger(JournalBase):
             realized_pnl_today=money(pnl_today),
             consecutive_losses=streak,
             last_loss_ts=last_loss_ts,
+            provisional_fills=int(provisional["n"]),
+            provisional_exposure_usd=money(float(provisional["usd"])),
         )
 
     def summary(self, *, run_id: str) -> RunSummary:

@@ -10,6 +10,8 @@ orders of live trading, and what reconciliation found for them.
 * An intent without an execution is "pending": its outcome is unknown and must be reconciled
   with the venue (``pending_intents``) before anything else is sent.
 * A signed venue order is one per intent and one per hash, written before it is posted.
+* Every filled execution has a ``fills`` row saying whether it is final on chain
+  (``tools.journal.fills``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from core.records import ExecutionReport, Side
 from tools.journal.base import JournalBase, money
 from tools.journal.errors import ConflictError, DuplicateEntryError, UnknownRecordError
+from tools.journal.fills import write_fill
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,8 @@ class Orders(JournalBase):
                     "UPDATE order_intents SET status = ? WHERE order_id = ?",
                     (report.status, report.order_id),
                 )
+                if report.status == "filled":
+                    write_fill(cur, report, ts=ts)
                 return
             cur.execute(
                 "INSERT INTO executions (order_id, status, broker, shares, avg_price,"
@@ -172,6 +177,9 @@ class Orders(JournalBase):
                 "UPDATE order_intents SET status = ? WHERE order_id = ?",
                 (report.status, report.order_id),
             )
+            if report.status == "filled":
+                # Provisional unless the report says final (paper fills are final at once).
+                write_fill(cur, report, ts=ts)
 
     def pending_intents(self, *, account: str, include_errors: bool = False) -> list[OrderIntent]:
         """Intents with no execution: their outcome must be reconciled before trading on.

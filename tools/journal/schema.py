@@ -18,6 +18,22 @@ time and by market and time (newest first, keyset paging on (as_of, decision_id)
 at or before a time), and order intents by entry time.  ``IF NOT EXISTS`` keeps the step safe
 on a file where an index was created by hand.
 
+Version 4 makes live fills final and winnings redeemed (issue 13):
+
+* ``fills``: one row per filled execution with its finality: ``provisional`` while the
+  venue's trades are MATCHED / MINED / RETRYING (exposure, no position yet), ``confirmed``
+  once they are CONFIRMED on chain (a position), ``failed`` when they failed (no position, no
+  P&L, the stake returned; the execution then reads ``killed``).  The match as first
+  reported is kept, so a reversal is auditable.  Filled executions of an older file were
+  final when written and become ``confirmed``.
+* ``redemptions``: one row per winning settled position, ``pending`` -> ``submitted`` ->
+  ``confirmed`` (or ``failed``, retried later); the primary key on the position makes a
+  second redemption of it impossible to record.  Winning positions of an older file start
+  ``pending``.
+
+The chain is a list of steps (``MIGRATIONS[i]`` takes version i to i + 1): a new version
+appends its script and nothing else changes.
+
 The lessons table shares the file but not this version chain (``tools.journal.lessons``).
 """
 
@@ -29,7 +45,6 @@ from contextlib import AbstractContextManager
 
 from tools.journal.errors import JournalError
 
-SCHEMA_VERSION = 3
 
 _SCHEMA_V1 = """
 CREATE TABLE runs (
@@ -142,8 +157,55 @@ CREATE INDEX IF NOT EXISTS decisions_market_as_of ON decisions(market_id, as_of,
 CREATE INDEX IF NOT EXISTS order_intents_created ON order_intents(created_ts, order_id);
 """
 
-# Index i holds the script that migrates user_version i to i + 1.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
+_SCHEMA_V4 = """
+CREATE TABLE fills (
+    order_id              TEXT PRIMARY KEY REFERENCES order_intents(order_id),
+    state                 TEXT NOT NULL
+                          CHECK (state IN ('provisional', 'confirmed', 'failed')),
+    -- The venue's trade ids of the match (JSON list, empty for paper fills).
+    trade_ids_json        TEXT NOT NULL DEFAULT '[]',
+    -- The match as first journaled (the execution row holds what is final).
+    matched_shares        REAL NOT NULL,
+    matched_notional_usd  REAL NOT NULL,
+    matched_fee_usd       REAL NOT NULL,
+    matched_ts            REAL NOT NULL,
+    final_ts              REAL,
+    detail                TEXT
+);
+CREATE INDEX fills_state ON fills(state, order_id);
+INSERT INTO fills (order_id, state, matched_shares, matched_notional_usd, matched_fee_usd,
+                   matched_ts, final_ts, detail)
+    SELECT order_id, 'confirmed', shares, notional_usd, fee_usd, ts, ts,
+           'final when journaled (before schema v4)'
+    FROM executions WHERE status = 'filled';
+CREATE TABLE redemptions (
+    order_id     TEXT PRIMARY KEY REFERENCES settlements(order_id),
+    account      TEXT NOT NULL,
+    market_id    TEXT NOT NULL,
+    shares       REAL NOT NULL,
+    payout_usd   REAL NOT NULL,
+    state        TEXT NOT NULL DEFAULT 'pending'
+                 CHECK (state IN ('pending', 'submitted', 'confirmed', 'failed')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    redeemer     TEXT,
+    -- The venue's transaction id (relayer) and on-chain hash of the latest submission.
+    tx_id        TEXT,
+    tx_hash      TEXT,
+    detail       TEXT,
+    created_ts   REAL NOT NULL,
+    updated_ts   REAL NOT NULL
+);
+CREATE INDEX redemptions_account_state ON redemptions(account, state, market_id);
+INSERT INTO redemptions (order_id, account, market_id, shares, payout_usd, created_ts,
+                         updated_ts)
+    SELECT order_id, account, market_id, shares, payout_usd, settled_ts, settled_ts
+    FROM settlements WHERE payout_usd > 0;
+"""
+
+# Index i holds the script that migrates user_version i to i + 1.  Append, never edit: a
+# file at version i has already run every script before it.
+MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4]
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def migrate(conn: sqlite3.Connection,

@@ -5,6 +5,10 @@ only positions not settled yet and returns every settled position of that market
 settlement with a different outcome than one already recorded raises ``ConflictError``.
 A position with pnl < 0 is a loss, anything else a win (pnl == 0 cannot happen with fees
 and a price below 1, and is not a reason to pause).
+
+Only fills final on chain (``fills.state = 'confirmed'``) are settled: a provisional match is
+settled once it is confirmed, a failed one never.  A winning position opens its redemption
+row in the same transaction (``tools.journal.redemptions``).
 """
 
 from __future__ import annotations
@@ -64,12 +68,15 @@ class Settlements(JournalBase):
                 raise ConflictError(
                     f"market {market_id!r} already settled {other['outcome']!r}, not {outcome!r}"
                 )
+            # Only fills final on chain are positions; a provisional one waits (settling
+            # the market again later settles it), a failed one is no longer 'filled'.
             rows = cur.execute(
                 "SELECT i.order_id, i.side, e.shares, e.notional_usd, e.fee_usd"
                 " FROM order_intents i JOIN executions e ON e.order_id = i.order_id"
+                " LEFT JOIN fills f ON f.order_id = i.order_id"
                 " LEFT JOIN settlements s ON s.order_id = i.order_id"
                 " WHERE i.account = ? AND i.market_id = ? AND e.status = 'filled'"
-                " AND s.order_id IS NULL",
+                " AND COALESCE(f.state, 'confirmed') = 'confirmed' AND s.order_id IS NULL",
                 (account, market_id),
             ).fetchall()
             for r in rows:
@@ -84,6 +91,14 @@ class Settlements(JournalBase):
                      int(outcome_verified), shares, r["notional_usd"], r["fee_usd"],
                      payout, pnl, settled_ts),
                 )
+                if payout > 0:
+                    # A winning share pays only once redeemed: its redemption is owed now.
+                    cur.execute(
+                        "INSERT INTO redemptions (order_id, account, market_id, shares,"
+                        " payout_usd, created_ts, updated_ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (r["order_id"], account, market_id, shares, payout, settled_ts,
+                         settled_ts),
+                    )
             settled = cur.execute(
                 "SELECT * FROM settlements WHERE account = ? AND market_id = ?"
                 " ORDER BY settled_ts, order_id",

@@ -139,6 +139,8 @@ class Resolution:
     fee_usd: Decimal = Decimal(0)
     venue_status: str | None = None
     trade_ids: tuple[str, ...] = ()
+    # A fill is provisional until every trade of it is CONFIRMED on chain (venue.md).
+    final: bool = True
 
 
 def _never(_name: str) -> None:
@@ -490,10 +492,11 @@ class LiveClobBroker:
             return None
         fee = taking * dec(market.fee_schedule.per_share(float(avg)))
         partial = taking + Decimal("0.01") < terms.min_shares
+        # The answer says matched, not mined: provisional until its trades are CONFIRMED.
         return Resolution("filled", "filled",
                           "FAK partial fill" if partial else "matched",
                           shares=taking, notional_usd=making, fee_usd=fee,
-                          venue_status="matched", trade_ids=result.trade_ids)
+                          venue_status="matched", trade_ids=result.trade_ids, final=False)
 
     def _back_off(self, result: PostResult) -> None:
         if refusal_scope(result.code) == "account":
@@ -643,13 +646,16 @@ class LiveClobBroker:
                                   f"after {first_code}: every trade failed on chain",
                                   venue_status=status.lower())
             raise VenueFormatError("order matched but its trades are not visible yet")
+        # Final only once every trade that did not fail is CONFIRMED; until then the fill
+        # is exposure that reconciliation re-checks (it may still fail on chain).
+        final = all(t.final for t in good.values())
         shares = sum((t.shares for t in good.values()), Decimal(0))
         notional = sum((t.shares * t.price for t in good.values()), Decimal(0))
         fee = sum((t.shares * dec(market.fee_schedule.per_share(float(t.price)))
                    for t in good.values()), Decimal(0))
         return Resolution("filled", "filled", f"after {first_code}: venue status {status}",
                           shares=shares, notional_usd=notional, fee_usd=fee,
-                          venue_status=status.lower(), trade_ids=tuple(good))
+                          venue_status=status.lower(), trade_ids=tuple(good), final=final)
 
     def _remember(self, order_id: str, res: Resolution) -> None:
         if self.store is None or res.venue_status is None:
@@ -672,7 +678,7 @@ class LiveClobBroker:
                 avg_price=round(float(res.notional_usd / res.shares), _MONEY_DP),
                 notional_usd=round(float(res.notional_usd), _MONEY_DP),
                 fee_usd=round(float(res.fee_usd), _MONEY_DP),
-                reason=f"filled: {res.detail}")
+                reason=f"filled: {res.detail}", final=res.final, trade_ids=res.trade_ids)
         status: ExecutionStatus = "error" if res.status == "unknown" else "killed"
         reason = f"{res.code}: {res.detail}{suffix}"
         if status == "error":

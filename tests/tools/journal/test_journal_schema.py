@@ -61,14 +61,54 @@ def test_versions_1_and_2_are_byte_identical_to_the_single_module_journal(tmp_pa
     assert master(path) == GOLDEN["objects"]
 
 
-def test_fresh_journal_is_the_v2_schema_plus_only_the_v3_indexes(tmp_path: Path) -> None:
+V4_OBJECTS = {"fills", "fills_state", "sqlite_autoindex_fills_1", "redemptions",
+              "redemptions_account_state", "sqlite_autoindex_redemptions_1"}
+
+
+def test_fresh_journal_is_the_v2_schema_plus_the_v3_indexes_plus_v4_tables(tmp_path: Path
+                                                                           ) -> None:
     path = tmp_path / "fresh.db"
     with Journal(path) as jr:
-        assert jr.schema_version == SCHEMA_VERSION == 3
+        # Later versions append their steps (version 5: resting orders).
+        assert jr.schema_version == SCHEMA_VERSION == len(MIGRATIONS) >= 4
     fresh = master(path)
     added = [o for o in fresh if o not in GOLDEN["objects"]]
     assert [o for o in GOLDEN["objects"] if o not in fresh] == []
-    assert {str(o[1]): o[3] for o in added} == V3_INDEXES
+    assert {str(o[1]): o[3] for o in added if str(o[1]) in V3_INDEXES} == V3_INDEXES
+    assert {str(o[1]) for o in added} >= V4_OBJECTS
+
+
+def test_v3_journal_migrates_to_v4_with_filled_orders_confirmed_and_wins_owed(
+        tmp_path: Path) -> None:
+    """A v3 file's filled executions were final when written (confirmed fills); its winning
+    settlements become pending redemptions, its losing ones owe nothing."""
+    path = tmp_path / "v3.db"
+    con = sqlite3.connect(path)
+    for script in MIGRATIONS[:3]:
+        con.executescript(script)
+    con.execute("PRAGMA user_version = 3")
+    con.execute("INSERT INTO runs VALUES ('r1', 'acct', 'paper', NULL, '{}', 1.0, NULL)")
+    for n, (side, outcome) in enumerate((("up", "up"), ("down", "up"))):
+        oid = f"o{n}"
+        con.execute("INSERT INTO order_intents (order_id, account, run_id, decision_id,"
+                    " market_id, side, stake_usd, worst_price, created_ts, status)"
+                    " VALUES (?, 'acct', 'r1', ?, ?, ?, 10, 0.6, 2.0, 'filled')",
+                    (oid, f"d{n}", f"m{n}", side))
+        con.execute("INSERT INTO executions VALUES (?, 'filled', 'paper', 20, 0.5, 10, 0.1,"
+                    " NULL, 3.0, '{}', NULL)", (oid,))
+        payout = 20.0 if side == outcome else 0.0
+        con.execute("INSERT INTO settlements VALUES (?, 'acct', ?, ?, ?, 1, 20, 10, 0.1, ?,"
+                    " ?, 900.0)", (oid, f"m{n}", side, outcome, payout, payout - 10.1))
+    con.commit()
+    con.close()
+    with Journal(path) as jr:
+        assert jr.schema_version == SCHEMA_VERSION
+        assert [(f.order_id, f.state, f.matched_shares) for f in jr.fills(account="acct")] \
+            == [("o0", "confirmed", 20.0), ("o1", "confirmed", 20.0)]
+        owed = jr.redemptions(account="acct")
+        assert [(r.order_id, r.state, r.payout_usd) for r in owed] == [("o0", "pending", 20.0)]
+    with Journal(path) as again:  # idempotent
+        assert len(again.redemptions(account="acct")) == 1
 
 
 def test_v2_journal_migrates_in_place_idempotently_and_keeps_its_rows(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATASET ?= data/recorded/pm15m_20251226_coinbase1m
 
-.PHONY: setup run test lint typecheck bench bench-analysts bench-feeds soak dev clean
+.PHONY: setup run test lint typecheck bench bench-analysts bench-feeds bench-dashboard soak dev clean
 
 $(UV):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
@@ -50,6 +50,10 @@ bench-analysts: setup
 ## bench-feeds: 50,000 Binance-format trades/s for 60 s from a loopback server into the feed
 bench-feeds: setup
 	$(BIN)/updown bench --suite feeds --seconds 60 --rate 50000
+
+## bench-dashboard: decisions page and API p95 on a journal of 100,000 (replicated real) decisions
+bench-dashboard: setup
+	$(BIN)/python -m agent.bench.dashboard
 
 ## soak: 96 accelerated live windows against loopback fakes with faults (prints figures)
 soak: setup

@@ -107,6 +107,7 @@ class DashboardData:
                    else None)
             positions = reads.open_positions(conn, account=account) if account else []
             venue = reads.has_venue_orders(conn, account=account) if account else False
+            owed = reads.unredeemed(conn, account=account) if account else None
             decision_count = int(conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0])
         provisional = [p for p in positions if p.provisional]
         return {
@@ -136,8 +137,11 @@ class DashboardData:
                 "note": None if venue else
                 "paper fills are final: the journal holds no venue trade status"},
             "unredeemed": {
-                "usd": None,
-                "note": "n/a: the journal does not record on-chain redemptions yet"},
+                "usd": None, "positions": None,
+                "note": "n/a: this journal records no redemptions (schema before v4)"}
+            if owed is None else {
+                "usd": owed.payout_usd, "positions": owed.positions,
+                "note": f"{owed.positions} winning position(s) not yet redeemed"},
             "counters": (status or {}).get("counters"),
         }
 

@@ -167,6 +167,23 @@ def open_positions(conn: sqlite3.Connection, *, account: str) -> list[OpenPositi
             for r in found]
 
 
+@dataclass(frozen=True, slots=True)
+class Unredeemed:
+    positions: int
+    payout_usd: float
+
+
+def unredeemed(conn: sqlite3.Connection, *, account: str) -> Unredeemed | None:
+    """Winning positions not yet paid out (redemption pending, submitted or failed); None when
+    the journal predates the ``redemptions`` table (schema v4)."""
+    if not rows(conn, "SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                " AND name = 'redemptions'", []):
+        return None
+    found = rows(conn, "SELECT COUNT(*) AS n, COALESCE(SUM(payout_usd), 0.0) AS usd"
+                 " FROM redemptions WHERE account = ? AND state != 'confirmed'", [account])[0]
+    return Unredeemed(positions=int(found["n"]), payout_usd=money(float(found["usd"])))
+
+
 def has_venue_orders(conn: sqlite3.Connection, *, account: str) -> bool:
     """Whether any order of the account went to a venue (paper fills have no trade status)."""
     return bool(rows(conn, "SELECT 1 FROM venue_orders v JOIN order_intents i"

@@ -200,6 +200,11 @@ def time_events(base: str, journal: Path, commits: int) -> dict[str, Any]:
     return _pct(lags)
 
 
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agent.bench.dashboard",
                                      description=__doc__.splitlines()[0] if __doc__ else None)
@@ -213,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         built = build_journal(journal, args.decisions)
         built["build_s"] = round(time.perf_counter() - t0, 1)
-        print(f"journal: {built['decisions']} decisions ({built['real_decisions']} real from "
+        say(f"journal: {built['decisions']} decisions ({built['real_decisions']} real from "
               f"the embedded replay, {built['replicated']} replicated copies, labelled run "
               f"'{BENCH_RUN}'), built in {built['build_s']} s")
         data = DashboardData(journal, stop_file=Path(tmp) / "STOP",
@@ -222,15 +227,15 @@ def main(argv: list[str] | None = None) -> int:
             base = server.url.rstrip("/")
             endpoints = time_endpoints(base, journal, args.requests)
             events = time_events(base, journal, args.commits)
-    print(f"{'endpoint':40} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    say(f"{'endpoint':40} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, f in endpoints.items():
-        print(f"{name:40} {f['n']:>5} {f['p50_ms']:>8} {f['p95_ms']:>8} {f['p99_ms']:>8} "
+        say(f"{name:40} {f['n']:>5} {f['p50_ms']:>8} {f['p95_ms']:>8} {f['p99_ms']:>8} "
               f"{f['max_ms']:>8}")
-    print(f"{'journal commit -> SSE change event':40} {events['n']:>5} {events['p50_ms']:>8} "
+    say(f"{'journal commit -> SSE change event':40} {events['n']:>5} {events['p50_ms']:>8} "
           f"{events['p95_ms']:>8} {events['p99_ms']:>8} {events['max_ms']:>8}")
     worst = max(endpoints[k]["p95_ms"] for k in endpoints if "decisions" in k)
     verdict = "PASS" if worst < 200.0 else "FAIL"
-    print(f"decisions page and API p95 (worst of them): {worst} ms -> {verdict} (< 200 ms)")
+    say(f"decisions page and API p95 (worst of them): {worst} ms -> {verdict} (< 200 ms)")
     if args.json is not None:
         args.json.write_text(json.dumps({"journal": built, "endpoints": endpoints,
                                          "events": events, "decisions_p95_worst_ms": worst},

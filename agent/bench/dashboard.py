@@ -66,7 +66,7 @@ def build_journal(path: Path, decisions: int, dataset: str = DATASET) -> dict[st
                      " started_ts, ended_ts) VALUES (?, 'bench', 'paper', ?, '{}', ?, ?)",
                      (BENCH_RUN, f"replicated from {Path(dataset).name} (real decision "
                       "records, copied)", last + span, last + span))
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         copy = 1
         while len(real) + len(rows) < decisions:
             shift = copy * span

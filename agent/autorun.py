@@ -69,7 +69,7 @@ CHECKPOINT_TYPES: tuple[tuple[str, str], ...] = (
     *(("core.records", name) for name in (
         "IndicatorSignal", "FairValueEstimate", "SentimentScore", "AggregatedSentiment",
         "LLMUsage", "RiskAssessment", "AIAnalysis", "TradeProposal", "TraderDecision",
-        "RuleHit", "Verdict", "ExecutionReport")),
+        "RuleHit", "LedgerView", "Verdict", "ExecutionReport")),
 )
 
 
@@ -505,7 +505,8 @@ class AutoRunner:
         if execution is not None and execution.order_id != f"{decision_id}#1":
             execution = None  # an earlier decision's, still in the thread's state
         rejected = [h.rule for h in verdict.rules_fired if h.action == "reject"]
-        record = decision_record(state)
+        # No source: a live snapshot exists nowhere else, so the record copies it in.
+        record = decision_record(state, context=self._ctx)
         if execution is None:
             record.pop("execution", None)
         record["thread_id"] = window.market_id

@@ -236,10 +236,17 @@ def evaluate(
     if waived:
         hits = [h for h in hits if not (h.action == "reject" and h.rule in waived)]
     approved = not any(h.action == "reject" for h in hits)
+    # The ledger as judged, bounded: of the entered windows only this one matters to a rule,
+    # and a live account's list grows every window.
+    judged = ledger.model_copy(update={
+        "entered_market_ids": ledger.entered_market_ids & {snapshot.market_id}})
     return Verdict(
         approved=approved,
         side=side,
         stake_usd=stake if approved else 0.0,
         worst_price=worst_price,
         rules_fired=tuple(hits),
+        ledger=judged,
+        kill_switch_engaged=kill_switch_engaged,
+        judged_at=now,
     )

@@ -197,6 +197,11 @@ class Verdict(_Record):
     stake_usd: float = Field(default=0.0, ge=0.0)
     worst_price: float | None = None
     rules_fired: tuple[RuleHit, ...] = ()
+    # What the rules judged by, kept so a logged decision re-runs exactly (``updown explain``):
+    # later the journal also holds this decision's own order.  None/False/None on a hold.
+    ledger: LedgerView | None = None
+    kill_switch_engaged: bool = False
+    judged_at: float | None = None
 
 
 ExecutionStatus = Literal["filled", "killed", "error"]

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     polymarket_gamma_url: str = "https://gamma-api.polymarket.com"
     polymarket_clob_url: str = "https://clob.polymarket.com"
     polymarket_rtds_url: str = "wss://ws-live-data.polymarket.com"
+    # Authenticated realtime prices (prices.crypto / prices.crypto.twap): used instead of RTDS
+    # for the settlement reference when POLYMARKET_API_KEY/SECRET/PASSPHRASE are all set.
+    polymarket_realtime_url: str = "wss://ws-live-v2.polymarket.com/ws"
     polymarket_clob_ws_url: str = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
     binance_ws_url: str = "wss://stream.binance.com:9443/ws/btcusdt@trade"
     binance_rest_url: str = "https://api.binance.com"
@@ -135,6 +138,23 @@ class Settings(BaseSettings):
     require_verified_price_to_beat: bool = True
     price_to_beat_tolerance_rel: float = Field(default=1e-4, gt=0, lt=0.01)  # sources agree
     stop_file: Path = Path("STOP")
+
+    # --- execution style (core.maker): taker (marketable FOK), maker (post-only resting buy)
+    # or maker_then_taker (rest, then take near the deadline if the edge after fees holds).
+    # The maker knobs default to the fitted data/models/maker_v1.json; set one to override it.
+    execution_style: Literal["taker", "maker", "maker_then_taker"] = "taker"
+    maker_margin: float | None = Field(default=None, ge=0, le=0.5)
+    maker_replace_threshold: float | None = Field(default=None, ge=0, le=0.5)
+    maker_min_replace_interval_s: float | None = Field(default=None, ge=0)
+    maker_max_replaces_per_window: int | None = Field(default=None, ge=0)
+    maker_cancel_last_s: float | None = Field(default=None, ge=0)
+    maker_queue_fill_fraction: float | None = Field(default=None, ge=0, le=1)
+    maker_rebate_share: float | None = Field(default=None, ge=0, le=1)
+    maker_taker_deadline_s: float | None = Field(default=None, ge=0)
+    # Exits before expiry (off by default): sell held shares at the bid net of the fee.
+    exits_enabled: bool = False
+    exit_take_profit_margin: float | None = Field(default=None, ge=0, le=1)
+    exit_stop_margin: float | None = Field(default=None, ge=0, le=1)
 
     # --- runner and records ---
     decision_cadence_s: float = Field(default=30.0, gt=0)

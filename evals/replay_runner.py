@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -34,29 +34,37 @@ from feeds.replay import CoverageGap, ReplayFeed
 from graphs.context import Context
 from graphs.graph import RECURSION_LIMIT, compile_graph
 from graphs.state import AgentState
-from tools.decision_log import DecisionLog
+from tools.decision_log import DecisionLog, snapshot_fields
 from tools.journal import Journal, RunSummary, SettledPosition
 from tools.sentiment import embedded_sentiment
 
 log = get_logger("updown.runner")
 
 
-def decision_record(state: AgentState) -> dict[str, Any]:
-    """The decision with its full context as JSON-ready data (candles summarised, not copied)."""
+def decision_record(state: AgentState, *, context: Context | None = None,
+                    source: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The decision with everything that re-runs it exactly (``updown explain``) as JSON-ready
+    data: every node's record, the snapshot's hash and what rebuilds it (``source``: the
+    recording a replay took it from; None copies the candles in, see
+    ``tools.decision_log.snapshot_fields``) and the ``context`` the graph ran with (account,
+    appetite, LLM switch, guard limits)."""
     out: dict[str, Any] = {}
     for key, value in state.items():
         if isinstance(value, MarketSnapshot):
-            snap = value
-            out["snapshot"] = snap.model_dump(mode="json", exclude={"candles"})
-            out["snapshot"]["candles"] = {
-                "count": len(snap.candles), "interval_s": snap.candles.interval_s,
-                "last_close_ts": snap.candles.close_ts[-1] if len(snap.candles) else None,
-            }
+            out.update(snapshot_fields(value, source))
         elif hasattr(value, "model_dump"):
             out[key] = value.model_dump(mode="json")
         else:
             out[key] = value
+    if context is not None:
+        out["context"] = context_record(context)
     return out
+
+
+def context_record(context: Context) -> dict[str, Any]:
+    """The run's settings a decision depends on (its limits, sizing appetite, model switch)."""
+    return {"account": context.account, "risk_appetite": context.appetite,
+            "use_llm": bool(context.use_llm), "limits": _limits_json(context.guard_limits)}
 
 
 class DecisionSink(Protocol):
@@ -237,7 +245,10 @@ class ReplayRunner:
                              if rec.llm_usage is not None)
             verdict = state["verdict"]
             if self.journal_decisions or self.decision_log is not None:
-                record = decision_record(state)
+                record = decision_record(state, context=ctx, source={
+                    "kind": "dataset", "dataset": self.feed.dataset.name,
+                    "path": str(self.feed.dataset.path.resolve()),
+                    "market_id": market.market_id, "as_of": t})
                 if self.journal_decisions:
                     self.journal.record_decision(
                         run_id=run_id, decision_id=state["decision_id"],

@@ -22,7 +22,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from core.clock import Clock
 from core.guard import GuardLimits
-from core.records import AggregatedSentiment
+from core.records import AggregatedSentiment, LedgerView
 from core.settings import default_settings
 from tools import llm
 from tools.broker import Broker
@@ -75,6 +75,9 @@ class Context:
     stop_file: str | None = None
     # Notes from earlier settled windows offered to the trader; None offers none.
     lessons: SkipJsonSchema[LessonSource | None] = None
+    # When set, the guard judges by this ledger instead of reading the journal: a re-run of a
+    # logged decision (``updown explain``) uses the ledger recorded in its verdict.
+    ledger: SkipJsonSchema[LedgerView | None] = None
 
     def __post_init__(self) -> None:
         if (self.limits is None or self.risk_appetite is None or self.use_llm is None

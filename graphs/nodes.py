@@ -192,6 +192,8 @@ def _usage(call: llm.LLMCall, model: Any) -> LLMUsage:
 
 def _guard_inputs(ctx: Context, now: float) -> tuple[LedgerView, bool]:
     """The guard's I/O (journal read, STOP file): run off the event loop."""
+    if ctx.ledger is not None:  # a re-run judges by the ledger its decision recorded
+        return ctx.ledger, ctx.kill_switch.exists()
     journal, _ = ctx.journaling()
     return guard_ledger(journal, account=ctx.account, now=now), ctx.kill_switch.exists()
 

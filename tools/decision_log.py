@@ -5,6 +5,13 @@ It owns the on-disk format and its crash safety.  Each record is serialised to a
 ``os.write`` to an ``O_APPEND`` descriptor and ``fsync``-ed before ``append`` returns, so a
 record that ``append`` reported is on disk.
 
+Each record keeps what rebuilds its snapshot exactly (``updown explain`` re-runs the graph on
+it): ``snapshot_sha256``, the SHA-256 of the snapshot's canonical JSON, and ``snapshot_source``,
+either ``{"kind": "dataset", ...}`` (a replay: the recorded dataset, market and time it was
+taken from; a rebuild must hash the same or is refused) or ``{"kind": "inline", "candles": ...}``
+(a live run: nothing else can rebuild it, so its candles are copied, and ``snapshot`` holds the
+rest).  ``snapshot`` itself always shows the candles as a summary, for people reading the log.
+
 A crash in the middle of a write can still leave an unterminated last line.  ``read_all``
 ignores such a tail, and opening the log truncates it back to the last newline before the
 first append, so a new record is never glued onto a broken one.  That assumes one writer per
@@ -13,6 +20,7 @@ file, which is how the runner uses it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -22,6 +30,47 @@ from types import TracebackType
 from typing import Any
 
 from pydantic import BaseModel
+
+from core.snapshot import MarketSnapshot
+
+
+def canonical_snapshot_json(snapshot: MarketSnapshot) -> str:
+    """The snapshot's canonical JSON (sorted keys, no spaces, floats as repr): what is hashed.
+
+    JSON floats round-trip exactly, so a snapshot rebuilt from it hashes the same.  Fields at
+    their default are left out, so a field added to ``MarketSnapshot`` later (with a default
+    that keeps the old behaviour) leaves the hashes of earlier records valid."""
+    return json.dumps(snapshot.model_dump(mode="json", exclude_defaults=True), sort_keys=True,
+                      separators=(",", ":"))
+
+
+def snapshot_sha256(snapshot: MarketSnapshot) -> str:
+    return hashlib.sha256(canonical_snapshot_json(snapshot).encode("utf-8")).hexdigest()
+
+
+def snapshot_fields(snapshot: MarketSnapshot, source: Mapping[str, Any] | None
+                    ) -> dict[str, Any]:
+    """The record's snapshot keys: a readable summary, its hash and what rebuilds it.
+
+    ``source`` names the recording a replay took it from (kind "dataset"); None copies the
+    candles into the record (kind "inline"): a live snapshot exists nowhere else."""
+    summary = snapshot.model_dump(mode="json", exclude={"candles"})
+    candles = snapshot.candles
+    summary["candles"] = {
+        "count": len(candles), "interval_s": candles.interval_s,
+        "last_close_ts": candles.close_ts[-1] if len(candles) else None,
+    }
+    rebuild = dict(source) if source is not None else {
+        "kind": "inline", "candles": candles.model_dump(mode="json")}
+    return {"snapshot": summary, "snapshot_sha256": snapshot_sha256(snapshot),
+            "snapshot_source": rebuild}
+
+
+def inline_snapshot(record: Mapping[str, Any]) -> MarketSnapshot:
+    """The snapshot of a record whose source is inline: its fields plus its copied candles."""
+    fields = {k: v for k, v in record["snapshot"].items() if k != "candles"}
+    return MarketSnapshot.model_validate({**fields,
+                                          "candles": record["snapshot_source"]["candles"]})
 
 
 def _encode(record: Mapping[str, Any] | BaseModel) -> bytes:

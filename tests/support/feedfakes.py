@@ -5,6 +5,10 @@
   data), and refuse handshakes with 429/503 (+ ``Retry-After``).
 * :class:`FakeRtds` — RTDS: wants the subscription first, answers ``PING`` with ``PONG``, sends
   synthetic Chainlink / TWAP / relay updates.
+* :class:`FakeRealtime` — the authenticated realtime channel (``ws-live-v2``): wants ``auth``
+  first and checks the credentials, acknowledges each subscription and sends its history,
+  then Chainlink spot and 60-second TWAP updates (optionally Pyth-sourced spot frames too);
+  answers ``{"op":"ping"}`` with ``pong``.
 * :class:`FakeClobMarket` — CLOB market channel: wants the subscription first (a ``PING``
   before it is recorded as a violation and the connection closed, as the venue does), sends a
   ``book`` snapshot per asset, then ``price_change`` events; tests push any other event.
@@ -276,6 +280,119 @@ class FakeRtds(_WsFake):
                 await reader
 
 
+# Synthetic credentials of the loopback realtime channel (never a real key).
+REALTIME_CREDENTIALS = {"apiKey": "synthetic-key", "secret": "c3ludGhldGlj",
+                        "passphrase": "synthetic-pass"}
+
+
+class FakeRealtime(_WsFake):
+    """The authenticated realtime price channel, in the frame shapes of the SDK's fixtures."""
+
+    def __init__(self, interval_s: float = 0.2, *, base: float = SYNTHETIC_BASE_PRICE,
+                 credentials: dict[str, str] | None = None, history: int = 5,
+                 pyth: bool = False) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self.value = base
+        self.credentials = dict(credentials or REALTIME_CREDENTIALS)
+        self.history = history
+        # Also send Pyth-sourced spot frames (not the settlement reference).
+        self.pyth = pyth
+        self.pings = 0
+        self.seq = 0
+        self.subscriptions: list[list[dict[str, Any]]] = []
+        self.auth_failures = 0
+        self.chainlink_sent: list[float] = []
+        self.twap_sent: list[float] = []
+        self.pyth_sent: list[float] = []
+        self.history_sent: list[float] = []
+        self._last_twap_s = 0
+
+    def frame(self, channel: str, value: float, ts_ms: int, *, source: str = "chainlink",
+              history: list[tuple[int, float]] | None = None) -> str:
+        self.seq += 1
+
+        def point(ts: int, v: float) -> dict[str, Any]:
+            return {"timestamp": ts, "value": round(v, 2), "full_accuracy_value": f"{v:.18f}"}
+
+        payload: dict[str, Any] = {"symbol": "btcusd", "source": source}
+        if history is not None:
+            payload["data"] = [point(ts, v) for ts, v in history]
+        else:
+            payload.update(point(ts_ms, value))
+        if channel == "price.crypto.twap":
+            payload["window_seconds"] = 60
+        return json.dumps({"v": 1, "channel": channel, "seq": self.seq, "ts": ts_ms,
+                           "snapshot": history is not None, "payload": payload})
+
+    async def _reader(self, ws: ServerConnection, log: ConnectionLog,
+                      subscribed: asyncio.Event, authed: asyncio.Event) -> None:
+        async for message in ws:
+            text = message if isinstance(message, str) else message.decode()
+            log.messages.append(text)
+            data = json.loads(text)
+            if log.first_message is None:
+                log.first_message = text
+            op = data.get("op")
+            rid = data.get("rid")
+            if op == "auth":
+                if data.get("auth") != self.credentials:
+                    self.auth_failures += 1
+                    await ws.send(json.dumps({"op": "error", "rid": rid, "code": "auth_invalid"}))
+                    continue
+                authed.set()
+                await ws.send(json.dumps({"op": "authed", "rid": rid}))
+            elif op == "ping":
+                self.pings += 1
+                await ws.send(json.dumps({"op": "pong"}))
+            elif op == "subscribe":
+                if not authed.is_set():
+                    self.violations.append("subscribe before authed")
+                    await ws.send(json.dumps({"op": "error", "rid": rid,
+                                              "code": "auth_required"}))
+                    continue
+                subs = list(data.get("subscriptions", []))
+                self.subscriptions.append(subs)
+                now = now_ms()
+                for sub in subs:
+                    channel = sub["channel"]
+                    await ws.send(json.dumps({"op": "subscribed", "rid": rid,
+                                              "channel": channel}))
+                    past = [(now - 1000 * (self.history - i), round(self.value - 0.37 * (
+                        self.history - i), 2)) for i in range(self.history)]
+                    self.history_sent.extend(v for _, v in past)
+                    await ws.send(self.frame(channel, self.value, now, history=past))
+                subscribed.set()
+
+    async def session(self, ws: ServerConnection, log: ConnectionLog) -> None:
+        subscribed, authed = asyncio.Event(), asyncio.Event()
+        reader = asyncio.create_task(self._reader(ws, log, subscribed, authed))
+        try:
+            await asyncio.wait_for(subscribed.wait(), 5)
+            while not reader.done():
+                if not self.stalled:
+                    ts = now_ms()
+                    self.value = round(self.value + 0.37, 2)
+                    await ws.send(self.frame("price.crypto", self.value, ts))
+                    self.chainlink_sent.append(self.value)
+                    log.sent.append(self.value)
+                    if self.pyth:
+                        await ws.send(self.frame("price.crypto", self.value + 25.0, ts + 1,
+                                                 source="pyth"))
+                        self.pyth_sent.append(self.value + 25.0)
+                    second = ts // 1000
+                    if second > self._last_twap_s:
+                        self._last_twap_s = second
+                        await ws.send(self.frame("price.crypto.twap", self.value - 0.5,
+                                                 second * 1000))
+                        self.twap_sent.append(self.value - 0.5)
+                await asyncio.sleep(self.interval_s)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await reader
+
+
 def book_event(asset_id: str, market: str, bids: list[tuple[str, str]],
                asks: list[tuple[str, str]], ts_ms: int | None = None) -> dict[str, Any]:
     return {"event_type": "book", "asset_id": asset_id, "market": market,
@@ -508,6 +625,7 @@ class ThreadedVenue:
                  prefix: str = "btc-updown-15m") -> None:
         self.binance = FakeBinance(rate=binance_rate)
         self.rtds = FakeRtds()
+        self.realtime = FakeRealtime(pyth=True)
         self.clob = FakeClobMarket()
         self.http = FakeHttp(length_s=length_s, prefix=prefix)
         self.loop = asyncio.new_event_loop()
@@ -523,13 +641,13 @@ class ThreadedVenue:
 
     def __enter__(self) -> ThreadedVenue:
         self._thread.start()
-        for fake in (self.binance, self.rtds, self.clob):
+        for fake in (self.binance, self.rtds, self.realtime, self.clob):
             self.run(fake.start())
         self.http.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for fake in (self.binance, self.rtds, self.clob):
+        for fake in (self.binance, self.rtds, self.realtime, self.clob):
             with contextlib.suppress(Exception):
                 self.run(fake.stop())
         self.http.__exit__()
@@ -538,6 +656,19 @@ class ThreadedVenue:
 
     def env(self) -> dict[str, str]:
         return venue_env(self.binance.url, self.rtds.url, self.clob.url, self.http)
+
+    def realtime_env(self) -> dict[str, str]:
+        """``env()`` with API credentials: the reference comes from the realtime channel
+        (RTDS points at a closed port, so using it would fail the start)."""
+        return {**self.env(), **realtime_env(self.realtime.url),
+                "POLYMARKET_RTDS_URL": "ws://127.0.0.1:9"}
+
+
+def realtime_env(url: str, credentials: dict[str, str] | None = None) -> dict[str, str]:
+    creds = credentials or REALTIME_CREDENTIALS
+    return {"POLYMARKET_REALTIME_URL": url, "POLYMARKET_API_KEY": creds["apiKey"],
+            "POLYMARKET_API_SECRET": creds["secret"],
+            "POLYMARKET_API_PASSPHRASE": creds["passphrase"]}
 
 
 def venue_env(binance: str, rtds: str, clob: str, http: FakeHttp) -> dict[str, str]:

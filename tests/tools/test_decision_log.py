@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from core.records import AIAnalysis
-from tools.decision_log import DecisionLog, read_all
+from core.snapshot import Candles, MarketSnapshot
+from tools.decision_log import (
+    DecisionLog,
+    canonical_snapshot_json,
+    inline_snapshot,
+    read_all,
+    snapshot_fields,
+    snapshot_sha256,
+)
 
 
 def test_appends_one_sorted_json_line_per_record(tmp_path: Path) -> None:
@@ -120,3 +128,46 @@ def test_killed_writer_leaves_a_readable_log(tmp_path: Path) -> None:
     with DecisionLog(path) as log:
         log.append({"n": len(records)})
     assert [r["n"] for r in read_all(path)] == list(range(len(records) + 1))
+
+
+def _snapshot(**overrides: object) -> MarketSnapshot:
+    base: dict[str, object] = dict(
+        market_id="btc-updown-15m-1766745000", as_of=1766745270.0, window_start=1766745000.0,
+        window_end=1766745900.0, price_to_beat=88756.01, price=88632.64, price_ts=1766745240.0,
+        candles=Candles(interval_s=60.0, close_ts=(1766745180.0, 1766745240.0),
+                        open=(88650.1, 88640.0), high=(88660.0, 88641.3),
+                        low=(88630.0, 88600.2), close=(88640.0, 88632.64)))
+    base.update(overrides)
+    return MarketSnapshot.model_validate(base)
+
+
+def test_inline_snapshot_fields_rebuild_the_snapshot_exactly(tmp_path: Path) -> None:
+    snap = _snapshot()
+    fields = snapshot_fields(snap, None)
+    # The summary is for reading; the candles themselves travel in snapshot_source.
+    assert fields["snapshot"]["candles"] == {"count": 2, "interval_s": 60.0,
+                                             "last_close_ts": 1766745240.0}
+    assert fields["snapshot_source"]["kind"] == "inline"
+    with DecisionLog(tmp_path / "d.jsonl") as log:
+        log.append({"decision_id": "d", **fields})
+    (record,) = read_all(tmp_path / "d.jsonl")
+    rebuilt = inline_snapshot(record)
+    assert rebuilt == snap
+    assert snapshot_sha256(rebuilt) == record["snapshot_sha256"] == snapshot_sha256(snap)
+
+
+def test_snapshot_hash_changes_with_any_value_and_not_with_defaults() -> None:
+    snap = _snapshot()
+    assert snapshot_sha256(_snapshot(price=88632.65)) != snapshot_sha256(snap)
+    assert snapshot_sha256(_snapshot(candles=Candles(interval_s=60.0))) != snapshot_sha256(snap)
+    # A field at its default is left out, so fields added with defaults keep old hashes.
+    assert snapshot_sha256(_snapshot(tick_size=0.01)) == snapshot_sha256(snap)
+    assert "tick_size" not in json.loads(canonical_snapshot_json(snap))
+
+
+def test_a_dataset_source_is_kept_as_given() -> None:
+    source = {"kind": "dataset", "dataset": "x", "path": "/d/x", "market_id": "m",
+              "as_of": 1.0}
+    fields = snapshot_fields(_snapshot(), source)
+    assert fields["snapshot_source"] == source
+    assert "close" not in json.dumps(fields["snapshot_source"])

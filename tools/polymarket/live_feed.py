@@ -1,6 +1,10 @@
 """The live market in one object: three websocket feeds, Gamma discovery, window roll-over,
 price-to-beat resolution and the klines backfill, all writing one :class:`SnapshotStore`.
 
+The reference (Chainlink and its TWAP) comes from the authenticated realtime channel when
+the CLOB API credentials are configured (``FeedEndpoints.realtime_credentials``), else from
+keyless RTDS; either is ``LiveFeed.rtds`` (the same surface).
+
 ``LiveFeed.start`` fails fast (:class:`FeedUnreachable`, one line naming the setting and URL)
 when an endpoint cannot be reached at start; after that every fault is the feeds' business
 (reconnect, watchdog, counters) and the snapshot's ages tell the guard how fresh things are.
@@ -31,6 +35,7 @@ from tools.polymarket.price_to_beat import (
     GammaEventClient,
     PriceToBeat,
 )
+from tools.polymarket.realtime import RealtimeCredentials, RealtimeFeed
 from tools.polymarket.rtds import ReferenceSymbols, RtdsFeed
 from tools.polymarket.store import LiveStatus, ResolvedOutcome, SnapshotStore
 
@@ -64,13 +69,16 @@ class FeedEndpoints:
     clob_rest: str
     gamma: str
     crypto_price: str
+    realtime: str = "wss://ws-live-v2.polymarket.com/ws"
+    # With credentials the reference comes from the authenticated channel, not RTDS.
+    realtime_credentials: RealtimeCredentials | None = None
 
     # The setting behind each endpoint, for error messages.
     SETTING: ClassVar[dict[str, str]] = {
         "binance_ws": "BINANCE_WS_URL", "binance_rest": "BINANCE_REST_URL",
         "rtds": "POLYMARKET_RTDS_URL", "clob_ws": "POLYMARKET_CLOB_WS_URL",
         "clob_rest": "POLYMARKET_CLOB_URL", "gamma": "POLYMARKET_GAMMA_URL",
-        "crypto_price": "POLYMARKET_CRYPTO_PRICE_URL",
+        "crypto_price": "POLYMARKET_CRYPTO_PRICE_URL", "realtime": "POLYMARKET_REALTIME_URL",
     }
 
     @classmethod
@@ -83,6 +91,8 @@ class FeedEndpoints:
             clob_rest=settings.polymarket_clob_url,
             gamma=settings.polymarket_gamma_url,
             crypto_price=settings.polymarket_crypto_price_url,
+            realtime=settings.polymarket_realtime_url,
+            realtime_credentials=RealtimeCredentials.from_settings(settings),
         )
 
 
@@ -96,6 +106,10 @@ class FeedTimings:
     # Book events come in bursts; a quiet book for this long means a dead subscription.
     clob_stale_after_s: float = 15.0
     rtds_heartbeat_s: float = 5.0
+    # The authenticated channel: its own ping cadence (the SDK's 30 s); Chainlink ticks about
+    # once a second there too.
+    realtime_heartbeat_s: float = 30.0
+    realtime_stale_after_s: float = 5.0
     clob_heartbeat_s: float = 10.0
     backoff: Backoff = field(default_factory=Backoff)
     startup_timeout_s: float = 8.0
@@ -135,11 +149,20 @@ class LiveFeed:
                                         stale_after_s=t.binance_stale_after_s, backoff=t.backoff,
                                         symbol=self.symbol)
         asset = series.asset.lower()
-        self.rtds = RtdsFeed(endpoints.rtds, clock, self.store.on_reference,
-                             heartbeat_interval_s=t.rtds_heartbeat_s,
-                             stale_after_s=t.rtds_stale_after_s, backoff=t.backoff,
-                             symbols=ReferenceSymbols(chainlink=f"{asset}/usd",
-                                                      relay=f"{asset}usdt"))
+        symbols = ReferenceSymbols(chainlink=f"{asset}/usd", relay=f"{asset}usdt")
+        self.rtds: RtdsFeed | RealtimeFeed
+        if endpoints.realtime_credentials is not None:
+            self.rtds = RealtimeFeed(endpoints.realtime, clock, self.store.on_reference,
+                                     endpoints.realtime_credentials, symbols=symbols,
+                                     heartbeat_interval_s=t.realtime_heartbeat_s,
+                                     stale_after_s=t.realtime_stale_after_s, backoff=t.backoff)
+            self.reference_name = "realtime"
+        else:
+            self.rtds = RtdsFeed(endpoints.rtds, clock, self.store.on_reference,
+                                 heartbeat_interval_s=t.rtds_heartbeat_s,
+                                 stale_after_s=t.rtds_stale_after_s, backoff=t.backoff,
+                                 symbols=symbols)
+            self.reference_name = "rtds"
         self.clob = ClobMarketFeed(endpoints.clob_ws, clock, self.books,
                                    on_resolved=self._on_resolved,
                                    heartbeat_interval_s=t.clob_heartbeat_s,
@@ -180,11 +203,12 @@ class LiveFeed:
 
     @property
     def feeds(self) -> dict[str, WsFeed]:
-        return {"binance_ws": self.binance.ws, "rtds": self.rtds.ws, "clob_ws": self.clob.ws}
+        return {"binance_ws": self.binance.ws, self.reference_name: self.rtds.ws,
+                "clob_ws": self.clob.ws}
 
     @property
     def counters(self) -> dict[str, FeedCounters]:
-        return {"binance": self.binance.counters, "rtds": self.rtds.counters,
+        return {"binance": self.binance.counters, self.reference_name: self.rtds.counters,
                 "clob": self.clob.counters}
 
     async def __aenter__(self) -> LiveFeed:
@@ -201,7 +225,7 @@ class LiveFeed:
         try:
             # Prices need nothing from Gamma: connect them while discovery runs.
             self._spawn(self.binance.run(), "binance")
-            self._spawn(self.rtds.run(), "rtds")
+            self._spawn(self.rtds.run(), self.reference_name)
             backfill = self._spawn(self._fetch_klines(), "klines")
             window = await self._first_window(deadline)
             self._activate(window)
@@ -268,6 +292,9 @@ class LiveFeed:
         loop = asyncio.get_running_loop()
         while True:
             pending = {name: ws for name, ws in self.feeds.items() if not ws.connected.is_set()}
+            if isinstance(self.rtds, RealtimeFeed) and not self.rtds.subscribed.is_set():
+                # Connected is not enough here: the credentials must be accepted first.
+                pending.setdefault(self.reference_name, self.rtds.ws)
             if not pending:
                 return
             for name, ws in pending.items():

@@ -244,8 +244,10 @@ class Recorder:
             "started": iso_z(self._started),
             "ended": iso_z(ended),
             "series": self.feed.series.slug_prefix,
+            # URLs only: the endpoints may also hold the realtime channel's credentials.
             "endpoints": {name: public_url(url)
-                          for name, url in asdict(self.feed.endpoints).items()},
+                          for name, url in asdict(self.feed.endpoints).items()
+                          if isinstance(url, str)},
             "rows": {"prices_live": self.price_rows, "prices_warmup": self.warmup_rows,
                      "book": self.book_rows, "markets": len(self.windows)},
             "feeds": self.feed.health(),

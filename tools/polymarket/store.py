@@ -16,7 +16,11 @@ Rules the snapshot keeps:
 * the book is exposed only when both tokens' books are valid (after a ``tick_size_change`` or
   a reconnect, until fresh snapshots arrive, the snapshot has no book and the guard refuses);
 * the price to beat appears from the window start on, with its source and whether it is
-  verified (see ``tools.polymarket.price_to_beat``).
+  verified (see ``tools.polymarket.price_to_beat``);
+* a window whose market says TWAP (``cryptoMarketConfig``) is TWAP-settled in the snapshot;
+  in its final ``twap_lookback_s`` the snapshot carries the time-weighted mean of the
+  Chainlink reference ticks since the averaging window began (the part of the close already
+  fixed), when the ticks cover that stretch.
 """
 
 from __future__ import annotations
@@ -74,6 +78,10 @@ class LiveStatus:
     down_ask: float | None
     book_age_s: float | None
     tick_size: float | None
+    # "twap" or "point" for the window (None without one) and, in the final minute of a TWAP
+    # window, the mean of the reference so far.
+    settlement: str | None = None
+    settlement_partial_mean: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -93,6 +101,7 @@ class SnapshotStore:
         first_tick_tolerance_s: float = 5.0,
         reference_history: int = 900,
         price_to_beat_tolerance: float = PRICE_TO_BEAT_TOLERANCE_REL,
+        settlement_max_gap_s: float = 10.0,
     ) -> None:
         if not candle_interval_s > 0:
             raise ValueError(f"candle_interval_s must be > 0, got {candle_interval_s}")
@@ -130,6 +139,10 @@ class SnapshotStore:
         self.twap: ReferenceTick | None = None
         self.relay: ReferenceTick | None = None
         self._recent: deque[ReferenceTick] = deque(maxlen=reference_history)
+        # Chainlink ticks alone, for the running mean of a TWAP close (about 1/s: 15 minutes).
+        self._chainlink: deque[ReferenceTick] = deque(maxlen=reference_history)
+        # The averaging window's start must be covered by a tick at most this much older.
+        self.settlement_max_gap_s = settlement_max_gap_s
 
     # --- writers ------------------------------------------------------------------------
 
@@ -182,6 +195,7 @@ class SnapshotStore:
         previous = self.reference
         if tick.source == "chainlink":
             self.reference = tick
+            self._chainlink.append(tick)
         elif tick.source == "twap60":
             self.twap = tick
         else:
@@ -379,7 +393,26 @@ class SnapshotStore:
             fee_exponent=window.fee_exponent,
             tick_size=self.tick_size() or window.tick_size,
             min_order_shares=window.min_order_shares,
+            settlement="twap" if window.twap_enabled else "point",
+            settlement_window_s=_lookback_s(window),
+            settlement_partial_mean=self.settlement_partial_mean(as_of),
         )
+
+    def settlement_partial_mean(self, as_of: float) -> float | None:
+        """The mean of the Chainlink reference from the TWAP window's start to ``as_of``.
+
+        None outside the final ``twap_lookback_s`` of a TWAP window, or when the ticks do not
+        cover the stretch (no tick within ``settlement_max_gap_s`` before its start).
+        """
+        window = self.window
+        if window is None or not window.twap_enabled:
+            return None
+        start = window.end_ts - _lookback_s(window)
+        end = min(as_of, window.end_ts)
+        if end <= start:
+            return None
+        ticks = [(t.observed_ts, t.value) for t in self._chainlink if t.observed_ts <= end]
+        return time_weighted_mean(ticks, start, end, self.settlement_max_gap_s)
 
     def status(self) -> LiveStatus:
         """Latest values and ages, whether or not a full snapshot can be built yet."""
@@ -412,4 +445,39 @@ class SnapshotStore:
             down_ask=None if down is None else down.ask,
             book_age_s=age(book_ts),
             tick_size=self.tick_size(),
+            settlement=None if window is None else "twap" if window.twap_enabled else "point",
+            settlement_partial_mean=self.settlement_partial_mean(now),
         )
+
+
+def _lookback_s(window: MarketWindow) -> float:
+    # A market without a (positive) lookback is point-settled or malformed: the venue's 60 s.
+    return float(window.twap_lookback_s) if window.twap_lookback_s > 0 else 60.0
+
+
+def time_weighted_mean(ticks: list[tuple[float, float]], start: float, end: float,
+                       max_gap_s: float) -> float | None:
+    """Mean over [start, end] of the step path through ``ticks`` ((ts, value), oldest first):
+    each value holds from its stamp until the next one, the last until ``end``.
+
+    None when no tick at or before ``start`` is within ``max_gap_s`` of it (the path before
+    the first tick is unknown), or when ``end <= start``.
+    """
+    if not end > start:
+        return None
+    first = None
+    for i, (ts, _) in enumerate(ticks):
+        if ts <= start:
+            first = i
+        else:
+            break
+    if first is None or start - ticks[first][0] > max_gap_s:
+        return None
+    total = 0.0
+    for i in range(first, len(ticks)):
+        ts, value = ticks[i]
+        lo = max(ts, start)
+        hi = min(ticks[i + 1][0], end) if i + 1 < len(ticks) else end
+        if hi > lo:
+            total += value * (hi - lo)
+    return total / (end - start)

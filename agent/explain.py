@@ -11,7 +11,8 @@ keeps every input the graph read, so the decision is rebuilt from the record alo
 * sentiment: replays re-score the embedded corpus; live sources cannot be fetched again as they
   were, so a live record's sentiment is injected as a fixed provider (and the output says so);
 * model answers (``decided_by`` ``llm:...``): the logged structured outputs are replayed through
-  a stand-in chat model (no network), so every deterministic step around them is re-run.
+  a stand-in chat model (no network; ``agent.explain_standins``), so every deterministic step
+  around them is re-run.  The output is rendered by ``agent.explain_view``.
 
 Nothing can be sent: the graph is streamed node by node and closed after the guard; even if
 ``execute`` were reached, the context has no journal and a broker that refuses every order.
@@ -25,24 +26,15 @@ import tempfile
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from core import policy
+from agent.explain_standins import FixedSentiment, RefusingBroker, replayed_model
 from core.clock import ReplayClock
 from core.errors import UserError
 from core.guard import GuardLimits
-from core.records import (
-    AggregatedSentiment,
-    AIAnalysis,
-    ExecutionReport,
-    FairValueEstimate,
-    IndicatorSignal,
-    LedgerView,
-    Side,
-)
+from core.records import AggregatedSentiment, LedgerView
 from core.snapshot import MarketSnapshot
 from evals.replay_runner import decision_record
 from feeds.recorded import RecordedDataset, load_dataset
@@ -51,7 +43,6 @@ from graphs.context import Context
 from graphs.graph import RECURSION_LIMIT, compile_graph
 from graphs.state import AgentState
 from tools.decision_log import inline_snapshot, read_all, snapshot_sha256
-from tools.llm import RiskReview
 from tools.sentiment import embedded_sentiment
 
 EMBEDDED_DATASETS = Path(__file__).resolve().parents[1] / "data" / "recorded"
@@ -103,135 +94,6 @@ def find_record(decision_id: str, *, journal: Path | None = None,
     if record is None:
         raise ExplainError(f"decision {decision_id!r} is not in the journal {journal}")
     return dict(record)
-
-
-# --- stand-ins: nothing is fetched, asked or sent ----------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class FixedSentiment:
-    """A live record's logged sentiment, given back for its decision time."""
-
-    record: AggregatedSentiment
-
-    def score(self, as_of: float) -> AggregatedSentiment:
-        return self.record
-
-
-class OrderRefused(RuntimeError):
-    """explain reached the order path: it never places an order."""
-
-
-class RefusingBroker:
-    """The re-run's broker: refuses every order (the graph is stopped before execute anyway)."""
-
-    name = "explain"
-
-    def place_market_buy(self, *, order_id: str, snapshot: MarketSnapshot, side: Side,
-                         stake_usd: float, worst_price: float) -> ExecutionReport:
-        raise OrderRefused("updown explain never places an order")
-
-
-class UnexpectedModelCall(Exception):
-    """The re-run asked a model where the logged decision did not: the decision differs."""
-
-
-@dataclass(frozen=True, slots=True)
-class LoggedAnswer:
-    """One model call as the record shows it: the parsed answer, or the note it failed with."""
-
-    value: BaseModel | None
-    note: str | None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-class ReplayedModel:
-    """A stand-in chat model answering each question with the logged answer, offline.
-
-    It is shaped like what ``tools.llm.call_structured`` uses of a LangChain chat model
-    (``with_structured_output(...).ainvoke``); a failure is given back as the failure that
-    produces the logged note (timeout, 429, refusal, invalid output, error class)."""
-
-    def __init__(self, model_name: str, answers: Mapping[str, LoggedAnswer]) -> None:
-        self.model_name = model_name
-        self.answers = dict(answers)
-        self.calls = 0
-
-    def with_structured_output(self, schema: type[BaseModel], **_: object) -> _Replayed:
-        return _Replayed(self, self.answers.get(schema.__name__))
-
-
-class _Replayed:
-    def __init__(self, owner: ReplayedModel, answer: LoggedAnswer | None) -> None:
-        self.owner, self.answer = owner, answer
-
-    async def ainvoke(self, prompt: str) -> dict[str, Any]:
-        self.owner.calls += 1
-        answer = self.answer
-        if answer is None:
-            raise UnexpectedModelCall("the logged decision asked no model here")
-        raw = SimpleNamespace(usage_metadata={"input_tokens": answer.prompt_tokens,
-                                              "output_tokens": answer.completion_tokens},
-                              additional_kwargs={})
-        if answer.value is not None:
-            return {"raw": raw, "parsed": answer.value, "parsing_error": None}
-        note = answer.note or ""
-        if note == "llm refused":
-            raw.additional_kwargs = {"refusal": "refused (replayed)"}
-            return {"raw": raw, "parsed": None, "parsing_error": None}
-        if note.startswith("llm output invalid: "):
-            name = note.removeprefix("llm output invalid: ")
-            error = None if name == "empty" else type(name, (Exception,), {})()
-            return {"raw": raw, "parsed": None, "parsing_error": error}
-        if note == "llm call timed out":
-            raise TimeoutError(note)
-        if note == "llm rate limited (429)":
-            import openai
-
-            # Only its class is read (``tools.llm._failure_note``): no HTTP response to fake.
-            raise openai.RateLimitError.__new__(openai.RateLimitError)
-        if note.startswith("llm call failed: "):
-            raise type(note.removeprefix("llm call failed: "), (Exception,), {})()
-        raise UnexpectedModelCall(f"cannot replay the logged note {note!r}")
-
-
-def _usage_tokens(usage: Mapping[str, Any] | None) -> tuple[int, int]:
-    if not usage:
-        return 0, 0
-    return int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
-
-
-def replayed_model(record: Mapping[str, Any], snapshot: MarketSnapshot,
-                   appetite: str, max_position_usd: float) -> ReplayedModel | None:
-    """The stand-in for a record a model took part in; None when no model was asked."""
-    risk, trader = record["risk"], record["trader"]
-    answers: dict[str, LoggedAnswer] = {}
-    names = [r["decided_by"] for r in (trader, risk) if r["decided_by"].startswith("llm:")]
-    if risk.get("llm_usage") is not None:
-        pt, ct = _usage_tokens(risk["llm_usage"])
-        factors = list(risk["factors"])
-        if risk["decided_by"].startswith("llm:"):
-            # The node appends the model's factors to the deterministic assessment's.
-            assessed = policy.assess_risk(
-                snapshot, IndicatorSignal.model_validate(record["technical"]),
-                FairValueEstimate.model_validate(record["fair_value"]),
-                AggregatedSentiment.model_validate(record["sentiment"]),
-                appetite=appetite, max_position_usd=max_position_usd)
-            answers["RiskReview"] = LoggedAnswer(
-                RiskReview(risk_level=risk["risk_level"],
-                           factors=factors[len(assessed.factors):]), None, pt, ct)
-        else:  # the call failed: its note is the last factor
-            answers["RiskReview"] = LoggedAnswer(None, factors[-1] if factors else None, pt, ct)
-    if trader.get("llm_usage") is not None:
-        pt, ct = _usage_tokens(trader["llm_usage"])
-        if trader.get("note") is None:
-            answers["AIAnalysis"] = LoggedAnswer(
-                AIAnalysis.model_validate(trader["analysis"]), None, pt, ct)
-        else:
-            answers["AIAnalysis"] = LoggedAnswer(None, trader["note"], pt, ct)
-    if not answers and not names:
-        return None
-    return ReplayedModel(names[0].removeprefix("llm:") if names else "replayed", answers)
 
 
 # --- rebuilding the inputs ---------------------------------------------------------------------
@@ -433,92 +295,3 @@ class Explainer:
 
 def _as_state(values: dict[str, Any]) -> AgentState:
     return values  # type: ignore[return-value]
-
-
-# --- output ---------------------------------------------------------------------------------
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.10g}"
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
-
-
-def _fields(record: Mapping[str, Any], skip: tuple[str, ...] = ()) -> list[str]:
-    return [f"    {key}: {_fmt(record[key])}" for key in sorted(record) if key not in skip]
-
-
-def _headline(node: str, out: Mapping[str, Any]) -> str:
-    if node == "technical_analyst":
-        return (f"{out['signal']} (score {out['score']:+.3f}, {out['candles_used']} candles): "
-                + "; ".join(out.get("reasons") or ["no reasons"]))
-    if node == "fair_value":
-        if not out:
-            return "no fair value"
-        return (f"P(up) {_fmt(out['fair_up'])} (model {_fmt(out['model_up'])}, market mid "
-                f"{_fmt(out.get('market_up_mid'))}); edge after fees up "
-                f"{_fmt(out.get('edge_after_fees_up'))}, down "
-                f"{_fmt(out.get('edge_after_fees_down'))}")
-    if node == "sentiment_analyst":
-        return (f"{out['label']} {out['score']:+.1f} (confidence {out['confidence']:.2f}, "
-                f"{len(out.get('sources') or [])} sources)")
-    if node == "risk_manager":
-        return (f"{out['risk_level']}, stake {out['stake_usd']:.2f} USDC, by "
-                f"{out['decided_by']}")
-    if node == "trader":
-        analysis = out["analysis"]
-        return (f"{analysis['decision']} (confidence {analysis['confidence']}, by "
-                f"{out['decided_by']})")
-    if out.get("side") is None and not out.get("rules_fired"):
-        return "nothing to judge (hold)"
-    verdict = "approved" if out["approved"] else "rejected"
-    return (f"{verdict}: {out.get('side')} {out.get('stake_usd', 0.0):.2f} USDC, worst price "
-            f"{_fmt(out.get('worst_price'))}")
-
-
-def render_text(exp: Explanation) -> str:
-    """Every node's re-run output, every guard rule, and the verdict on reproduction."""
-    lines = [f"decision {exp.decision_id}"]
-    lines += [f"  {note}" for note in exp.notes]
-    snap = exp.rerun["snapshot"]
-    lines.append(f"snapshot: {snap['market_id']} as of {snap['as_of']:.0f}, price "
-                 f"{_fmt(snap['price'])} vs price to beat {_fmt(snap['price_to_beat'])}, "
-                 f"{snap['candles']['count']} candles, up {_fmt(snap['up'])}, "
-                 f"down {_fmt(snap['down'])}")
-    for node in NODES:
-        out = exp.rerun.get(NODE_KEY[node]) or {}
-        lines.append(f"{node}: {_headline(node, out)}")
-        if node == "guard":
-            for hit in out.get("rules_fired") or []:
-                lines.append(f"    {hit['action']} {hit['rule']}: {hit['detail']}")
-            if not out.get("rules_fired"):
-                lines.append("    no rule fired")
-            lines += _fields(out, skip=("rules_fired",))
-        else:
-            lines += _fields(out)
-    execution = exp.logged.get("execution")
-    logged_exec = ("nothing" if not execution else
-                   f"{execution['status']} {execution['side']} {execution['stake_usd']:.2f} USDC")
-    lines.append(f"execute: not re-run (explain never places an order); logged: {logged_exec}")
-    if exp.matches:
-        lines.append("matches the log: yes")
-    else:
-        for path in exp.differences:
-            lines.append(f"  differs {path}: logged {_fmt(value_at(exp.logged, path))}, "
-                         f"re-run {_fmt(value_at(exp.rerun, path))}")
-        lines.append(f"matches the log: no: {', '.join(exp.differences)}")
-    return "\n".join(lines)
-
-
-def render_json(exp: Explanation) -> dict[str, Any]:
-    return {
-        "decision_id": exp.decision_id, "matches": exp.matches,
-        "differences": [{"key": p, "logged": value_at(exp.logged, p),
-                         "rerun": value_at(exp.rerun, p)} for p in exp.differences],
-        "notes": exp.notes,
-        "snapshot_sha256": exp.rerun.get("snapshot_sha256"),
-        "nodes": {node: exp.rerun.get(NODE_KEY[node]) for node in NODES},
-        "logged_execution": exp.logged.get("execution"),
-    }
-

@@ -33,7 +33,8 @@ def explain(
 ) -> None:
     """Re-run a logged decision on its own inputs: every node's output, every guard rule, and
     whether the result matches the log."""
-    from agent.explain import Explainer, find_record, render_json, render_text
+    from agent.explain import Explainer, find_record
+    from agent.explain_view import render_json, render_text
 
     if journal is not None and decision_log is not None:
         raise UserError("give either --journal or --decision-log, not both")

@@ -17,7 +17,8 @@ from typing import Any, cast
 import pytest
 from evalkit import embedded_slice
 
-from agent.explain import Explainer, ExplainError, Explanation, ReplayedModel
+from agent.explain import Explainer, ExplainError, Explanation
+from agent.explain_standins import ReplayedModel
 from core.guard import GuardLimits
 from core.settings import Settings
 from evals.replay_runner import ReplayRunner, decision_record

@@ -19,6 +19,7 @@ from agent.cli import (
     config,
     dashboard,
     evaluate,
+    explain,
     fit,
     journal,
     market_data,
@@ -61,6 +62,7 @@ market_data.register(app)
 money.register(app)
 journal.register(app)
 windows.register(app)
+explain.register(app)
 config.register(app)
 fit.register(app)
 benchmarks.register(app)

@@ -76,7 +76,7 @@ def announce_token(host: str, port: int, token: str) -> None:
         url += f"?token={token}"
     if port == 0:
         url += " (any free port: the 'dashboard' log line names it)"
-    typer.echo(f"dashboard: {url}  (kill switch token: {token})", err=True)
+    typer.echo(f"dashboard: {url}  (kill switch token: {token})")
 
 
 def _status_file(path: Path) -> Any:

@@ -228,10 +228,10 @@ def test_updown_dashboard_serves_without_any_secret(replay_journal: Path, tmp_pa
                                  headers={"X-Updown-Token": "guess"})
     finally:
         proc.terminate()
-        _out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=30)
     assert proc.returncode in (0, -15), err[-2000:]
-    token = re.search(r"kill switch token: (\S+)\)", err)
-    assert token, err
+    token = re.search(r"kill switch token: (\S+)\)", out)
+    assert token, out + err
     assert forged.status_code == 403
     assert not (tmp_path / "STOP").exists()
     for body in bodies:

@@ -290,7 +290,7 @@ class FakeRealtime(_WsFake):
 
     def __init__(self, interval_s: float = 0.2, *, base: float = SYNTHETIC_BASE_PRICE,
                  credentials: dict[str, str] | None = None, history: int = 5,
-                 pyth: bool = False) -> None:
+                 pyth: bool = False, twap: bool = True) -> None:
         super().__init__()
         self.interval_s = interval_s
         self.value = base
@@ -298,6 +298,9 @@ class FakeRealtime(_WsFake):
         self.history = history
         # Also send Pyth-sourced spot frames (not the settlement reference).
         self.pyth = pyth
+        # TWAP updates on every whole second (so on every window start: a verified price to
+        # beat of its own, which must agree with the crypto-price endpoint's).
+        self.twap = twap
         self.pings = 0
         self.seq = 0
         self.subscriptions: list[list[dict[str, Any]]] = []
@@ -381,7 +384,7 @@ class FakeRealtime(_WsFake):
                                                  source="pyth"))
                         self.pyth_sent.append(self.value + 25.0)
                     second = ts // 1000
-                    if second > self._last_twap_s:
+                    if self.twap and second > self._last_twap_s:
                         self._last_twap_s = second
                         await ws.send(self.frame("price.crypto.twap", self.value - 0.5,
                                                  second * 1000))

@@ -22,13 +22,15 @@ CHANNELS = ["rtds", "realtime"]
 
 
 def _env(venue: ThreadedVenue, channel: str) -> dict[str, str]:
-    return venue.realtime_env() if channel == "realtime" else venue.env()
+    env: dict[str, str] = venue.realtime_env() if channel == "realtime" else venue.env()
+    return env
 
 
 def _reference_values(venue: ThreadedVenue, channel: str) -> set[float]:
-    if channel == "realtime":
-        return set(venue.realtime.chainlink_sent) | set(venue.realtime.history_sent)
-    return {v for c in venue.rtds.connections for v in c.sent}
+    values: set[float] = (set(venue.realtime.chainlink_sent) | set(venue.realtime.history_sent)
+                          if channel == "realtime"
+                          else {v for c in venue.rtds.connections for v in c.sent})
+    return values
 
 
 @pytest.mark.parametrize("channel", CHANNELS)

@@ -210,6 +210,28 @@ def _frame_end(data: bytes, pos: int) -> int:
     return pos + header + length
 
 
+def _size_limits(protocol: ClientProtocol) -> tuple[int | None, ...]:
+    """The library's payload limits for an unfragmented frame.
+
+    websockets 15 (the version the Polymarket SDK allows) has one limit, ``max_size``; 16+
+    split it into ``max_message_size`` and ``max_fragment_size``.  Both are read so the fast
+    path never accepts a frame the library would refuse, whichever version is installed.
+    """
+    if hasattr(protocol, "max_message_size"):
+        return (getattr(protocol, "max_message_size", None),
+                getattr(protocol, "max_fragment_size", None))
+    return (getattr(protocol, "max_size", None),)
+
+
+def _message_size(protocol: ClientProtocol) -> int | None:
+    """Bytes of the fragmented message the library is inside, None at a message boundary
+    (``current_size`` from websockets 16, ``cur_size`` before)."""
+    size = getattr(protocol, "current_size", None)
+    if size is None:
+        size = getattr(protocol, "cur_size", None)
+    return size if isinstance(size, int) else None
+
+
 def split_frames(data: bytes, pos: int, max_size: int, out: list[bytes]) -> int:
     """Append to ``out`` the payloads of the complete plain data frames at ``data[pos:]``.
 
@@ -331,7 +353,7 @@ class StreamingConnection(ClientConnection):
             if not self._fast or protocol.state is not _OPEN:
                 library(data[pos:] if pos else data)  # closing, closed or untracked
                 break
-            if protocol.current_size is None:  # not inside a fragmented message
+            if _message_size(protocol) is None:  # not inside a fragmented message
                 pos = split_frames(data, pos, self._fast_max, self._backlog)
                 if pos == n:
                     break
@@ -374,8 +396,7 @@ class StreamingConnection(ClientConnection):
             # extensions might not, so with them the library sees every frame.
             and all(isinstance(ext, PerMessageDeflate) for ext in protocol.extensions)
         )
-        limits = [x for x in (protocol.max_message_size, protocol.max_fragment_size)
-                  if x is not None]
+        limits = [x for x in _size_limits(protocol) if x is not None]
         self._fast_max = min(limits) if limits else _NO_LIMIT
         return data[cut:]
 

@@ -139,7 +139,7 @@ def _scenario(out: Path, markets: list[str], rejecting_url: str) -> None:
     from eth_account import Account
 
     assert session.broker is not None
-    key_holder: Any = session.broker._signer._client.signer.private_key
+    key_holder: Any = session.broker._signer._key
     try:
         Account.sign_message("not a signable message", private_key=key_holder)  # type: ignore[arg-type]
     except Exception as exc:  # inside the signing library, with the key as a local

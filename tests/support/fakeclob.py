@@ -15,7 +15,15 @@ What it checks on every request, independently of the code under test:
   the passphrase, and the timestamp within ``timestamp_tolerance_s`` of the venue's clock;
 * every posted order: the EIP-712 signature is recovered (eth_account's typed-data encoder;
   for signature type 3 the ERC-7739 TypedDataSign wrapper) and must be the configured address,
-  with maker/signer as the signature type requires; amounts in cents and on the tick.
+  with maker/signer as the signature type requires; amounts in cents and on the tick.  The
+  domain follows the order's asset: version "3" with ExchangeV3 for a protocol-V2 position id
+  (its bits 40..103 are zero), version "2" with the (neg-risk) V2 exchange otherwise.
+  ``/version`` answers ``fake.version`` (2 or 3).
+* order heartbeats (``POST /v1/heartbeats``): the first accepted send arms the deadline; a
+  wrong id is answered 400 "Invalid Heartbeat ID" with the expected id; ``heartbeat_expiry_s``
+  (10 s) of the venue's clock without an accepted send cancels every LIVE order (checked on
+  every request and by ``check_heartbeat()``).  GTC/GTD orders rest as LIVE when not filled;
+  ``DELETE /cancel-all`` cancels them.
 
 Its ledger records every POST (accepted or not), every order and every trade, so tests can
 compare it with the journal.  Faults are queued per POST (``fake.inject(...)``) or per lookup.
@@ -40,12 +48,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_keys.backends.native.jacobian import from_jacobian, jacobian_add, jacobian_double
-from eth_utils import keccak, to_checksum_address
-from py_clob_client_v2.config import get_contract_config
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from polymarket._internal.environment import PRODUCTION_CONFIG
 
 CHAIN_ID = 137
 # secp256k1
@@ -65,6 +74,7 @@ DOMAIN_FIELDS = [{"name": "name", "type": "string"}, {"name": "version", "type":
                  {"name": "chainId", "type": "uint256"},
                  {"name": "verifyingContract", "type": "address"}]
 FOK_MESSAGE = "order couldn't be fully filled. FOK orders are fully filled or killed."
+HEARTBEAT_MISMATCH = "Invalid Heartbeat ID"
 POST_ONLY_MESSAGE = "invalid order: the orderbook is in post only mode"
 CLOUDFLARE_HTML = ("<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title>"
                    "</head><body>Sorry, you have been blocked</body></html>")
@@ -133,6 +143,16 @@ def ecrecover(digest: bytes, signature: bytes) -> str:
     qx, qy = from_jacobian(acc)
     public = qx.to_bytes(32, "big") + qy.to_bytes(32, "big")
     return str(to_checksum_address(keccak(public)[-20:]))
+
+
+def is_v2_position_id(token_id: str) -> bool:
+    """A protocol-V2 (PositionManager) position id: module byte, condition, outcome, with
+    bits 40..103 reserved as zero; CTF token ids are hashes and almost never are."""
+    try:
+        value = int(token_id)
+    except ValueError:
+        return False
+    return 0 <= value < 2**256 and (value >> 40) & (2**64 - 1) == 0
 
 
 def _floor(x: Decimal, step: Decimal) -> Decimal:
@@ -232,8 +252,8 @@ class FakeClob:
     def __init__(self, *, address: str, funder: str | None = None, signature_type: int = 0,
                  balance_usd: Decimal = Decimal(10_000), clock: Callable[[], float] = time.time,
                  timestamp_tolerance_s: float = 30.0) -> None:
-        self.address = to_checksum_address(address)
-        self.funder = to_checksum_address(funder) if funder else self.address
+        self.address: str = to_checksum_address(address)
+        self.funder: str = to_checksum_address(funder) if funder else self.address
         self.signature_type = signature_type
         self.balance = int(balance_usd * U)
         self.allowance = 2**256 - 1
@@ -255,15 +275,31 @@ class FakeClob:
         self.delayed_lookups = 2
         # Called with each posted order's hash before the venue acts on it (test probes).
         self.on_post: Callable[[str], None] | None = None
-        cfg = get_contract_config(CHAIN_ID)
-        self.exchange = {False: cfg.exchange_v2, True: cfg.neg_risk_exchange_v2}
+        # Contract addresses are venue facts (the SDK's production environment).
+        self.exchange = {False: PRODUCTION_CONFIG.standard_exchange,
+                         True: PRODUCTION_CONFIG.neg_risk_exchange}
+        self.exchange_v3 = PRODUCTION_CONFIG.exchange_v3
+        # What GET /version answers: the venue's order protocol version.
+        self.version = 2
+        # Raw bodies of every POST /order, in order (the bytes the client sent).
+        self.order_bodies: list[bytes] = []
+        # Order heartbeats.
+        self.heartbeat_expiry_s = 10.0
+        self.heartbeat_id: str | None = None  # None: not armed
+        self.last_heartbeat: float | None = None
+        self.heartbeats: list[tuple[float, str, bool]] = []  # (venue time, id sent, accepted)
+        self.heartbeat_expiries = 0
+        self.cancelled_by_expiry: list[str] = []
 
     # --- setup ---
 
     def add_market(self, slug: str, *, window_start: float, up_ask: str = "0.55",
-                   down_ask: str = "0.47", depth: str = "1000", **kw: Any) -> FakeMarket:
+                   down_ask: str = "0.47", depth: str = "1000",
+                   tokens: tuple[str, str] | None = None, **kw: Any) -> FakeMarket:
+        """A market; ``tokens`` (up, down) gives its asset ids, e.g. protocol-V2 position ids
+        (signed for domain version "3"); by default hash-sized CTF-like ids (version "2")."""
         n = len(self.markets) + 1
-        up, down = str(10**70 + 2 * n), str(10**70 + 2 * n + 1)
+        up, down = tokens or (str(10**70 + 2 * n), str(10**70 + 2 * n + 1))
         market = FakeMarket(
             slug=slug, condition_id="0x" + hashlib.sha256(slug.encode()).hexdigest(),
             up_token=up, down_token=down, window_start=window_start,
@@ -355,6 +391,7 @@ class FakeClob:
         path, query = split.path, {k: v[0] for k, v in parse_qs(split.query).items()}
         with self._lock:
             self.requests.append((method, path))
+            self.check_heartbeat()
             try:
                 return self._route(method, path, query, headers, body)
             except Exception as err:  # a bug in the fake must be loud, not a silent 500
@@ -368,7 +405,7 @@ class FakeClob:
         if path == "/time":
             return Answer(200, text=str(int(self.now())), content_type="text/plain")
         if path == "/version":
-            return Answer(200, {"version": 2})
+            return Answer(200, {"version": self.version})
         if path == "/tick-size":
             m = self.market_of_token(q.get("token_id", ""))
             return Answer(200, {"minimum_tick_size": float(m.tick)}) if m else Answer(
@@ -383,9 +420,15 @@ class FakeClob:
         if path == "/balance-allowance":
             return Answer(200, {"balance": str(self.balance),
                                 "allowances": {self.exchange[False]: str(self.allowance),
-                                               self.exchange[True]: str(self.allowance)}})
+                                               self.exchange[True]: str(self.allowance),
+                                               self.exchange_v3: str(self.allowance)}})
         if path == "/order" and method == "POST":
+            self.order_bodies.append(body)
             return self._post_order(body)
+        if path == "/v1/heartbeats" and method == "POST":
+            return self._heartbeat(body)
+        if path == "/cancel-all" and method == "DELETE":
+            return Answer(200, {"canceled": self._cancel_live(), "not_canceled": {}})
         if path.startswith("/data/order/"):
             if self.lookup_failures > 0:
                 self.lookup_failures -= 1
@@ -475,10 +518,17 @@ class FakeClob:
         typed = {"primaryType": "Order",
                  "types": {"EIP712Domain": DOMAIN_FIELDS,
                            "Order": [{"name": n, "type": t} for n, t in ORDER_FIELDS]},
-                 "domain": {"name": "Polymarket CTF Exchange", "version": "2",
-                            "chainId": CHAIN_ID, "verifyingContract": self.exchange[neg_risk]},
+                 "domain": self.order_domain(str(order["tokenId"]), neg_risk),
                  "message": message}
         return encode_typed_data(full_message=typed)
+
+    def order_domain(self, token_id: str, neg_risk: bool) -> dict[str, Any]:
+        """The EIP-712 domain an order for ``token_id`` must be signed for."""
+        if is_v2_position_id(token_id):
+            return {"name": "Polymarket CTF Exchange", "version": "3", "chainId": CHAIN_ID,
+                    "verifyingContract": self.exchange_v3}
+        return {"name": "Polymarket CTF Exchange", "version": "2", "chainId": CHAIN_ID,
+                "verifyingContract": self.exchange[neg_risk]}
 
     def order_hash_and_signer(self, order: dict[str, Any], neg_risk: bool
                               ) -> tuple[str, str | None]:
@@ -588,10 +638,11 @@ class FakeClob:
                                             order_type)
         shares = sum((s for _, s in fills), Decimal(0))
         spent = sum((p * s for p, s in fills), Decimal(0))
+        rests = order_type in ("GTC", "GTD") and shares < Decimal(taker) / U
         fo = FakeOrder(order_hash=order_hash, token_id=str(order["tokenId"]),
                        order_type=order_type, maker_amount=maker, taker_amount=taker,
-                       status="MATCHED" if fills else "CANCELED", size_matched=shares,
-                       trade_ids=[])
+                       status="LIVE" if rests else "MATCHED" if fills else "CANCELED",
+                       size_matched=shares, trade_ids=[])
         self.orders[order_hash] = fo
         for price, size in fills:
             tid = str(uuid.uuid4())
@@ -609,6 +660,9 @@ class FakeClob:
             return done(Answer(0, hang=True))
         if fault == "http_500_after_fill":
             return done(Answer(500, {"error": "internal error"}))
+        if rests:
+            return done(Answer(200, {"success": True, "errorMsg": "", "orderID": order_hash,
+                                     "status": "live", "tradeIDs": fo.trade_ids}))
         if not fills:
             if order_type == "FOK":
                 return done(Answer(400, {"error": FOK_MESSAGE}))
@@ -618,6 +672,47 @@ class FakeClob:
             "success": True, "errorMsg": "", "orderID": order_hash, "status": "matched",
             "makingAmount": str(spent.normalize()), "takingAmount": str(shares.normalize()),
             "transactionsHashes": ["0x" + secrets.token_hex(32)], "tradeIDs": fo.trade_ids}))
+
+    # --- heartbeats and cancels ---
+
+    def _heartbeat(self, body: bytes) -> Answer:
+        try:
+            sent = json.loads(body or b"{}").get("heartbeat_id")
+        except (ValueError, AttributeError):
+            sent = None
+        if not isinstance(sent, str):
+            return Answer(400, {"error": "heartbeat_id must be a string"})
+        expected = self.heartbeat_id
+        # Unarmed (never, or expired): any id registers again, as the SDK documents.
+        ok = expected is None or sent == expected
+        self.heartbeats.append((self.now(), sent, ok))
+        if not ok:
+            return Answer(400, {"error_msg": HEARTBEAT_MISMATCH,
+                                "heartbeat_id": expected if expected is not None else ""})
+        self.heartbeat_id = str(uuid.uuid4())
+        self.last_heartbeat = self.now()
+        return Answer(200, {"heartbeat_id": self.heartbeat_id})
+
+    def check_heartbeat(self) -> None:
+        """Past the deadline: cancel every LIVE order and disarm (the next send re-arms)."""
+        with self._lock:
+            last = self.last_heartbeat
+            if last is None or self.now() - last <= self.heartbeat_expiry_s:
+                return
+            self.heartbeat_expiries += 1
+            self.cancelled_by_expiry.extend(self._cancel_live())
+            self.heartbeat_id = None
+            self.last_heartbeat = None
+
+    def _cancel_live(self) -> list[str]:
+        cancelled = [h for h, o in self.orders.items() if o.status == "LIVE"]
+        for h in cancelled:
+            self.orders[h].status = "CANCELED"
+        return cancelled
+
+    def live_orders(self) -> list[str]:
+        with self._lock:
+            return [h for h, o in self.orders.items() if o.status == "LIVE"]
 
     def _match(self, market: FakeMarket, token: str, maker: int, taker: int, order_type: str
                ) -> list[tuple[Decimal, Decimal]]:

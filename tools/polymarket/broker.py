@@ -37,6 +37,7 @@ and "before_journal_write"; it does nothing unless a test driver injects a hook.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -46,7 +47,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from py_clob_client_v2.clob_types import ApiCreds
 
 from core.clock import Clock, SystemClock
 from core.fees import FeeSchedule
@@ -55,12 +55,15 @@ from core.records import ExecutionReport, ExecutionStatus, Side
 from core.settings import Settings
 from core.snapshot import MarketSnapshot
 from tools.journal import OrderIntent
+from tools.polymarket.heartbeat import BeatResult, OrderHeartbeat
 from tools.polymarket.http import (
     BALANCE_ALLOWANCE,
+    CANCEL_ALL,
     GET_ORDER,
     TICK_SIZE,
     TRADES,
     VERSION,
+    ApiCreds,
     ClobHttp,
     L2Auth,
     VenueUnavailable,
@@ -147,6 +150,27 @@ def _never(_name: str) -> None:
     return None
 
 
+# The order protocol versions this build signs.  Which domain one order is signed for
+# follows its asset id (the SDK's rule: "3" for a protocol-V2 position id, else "2"); the
+# venue's /version only has to be one of these.
+SUPPORTED_ORDER_VERSIONS = (2, 3)
+
+
+def venue_order_version(doc: Any) -> int:
+    """The venue's ``/version`` answer as a supported order version, or LiveSetupError."""
+    raw = doc.get("version") if isinstance(doc, Mapping) else doc
+    if raw is None:
+        return 2  # an answer without a version predates version 3
+    try:
+        version = int(raw)
+    except (TypeError, ValueError):
+        raise LiveSetupError(f"venue order version {str(raw)[:20]!r} unreadable") from None
+    if version not in SUPPORTED_ORDER_VERSIONS:
+        raise LiveSetupError(f"venue order version {version}; this build signs versions "
+                             f"{' and '.join(map(str, SUPPORTED_ORDER_VERSIONS))}")
+    return version
+
+
 class LiveClobBroker:
     """Polymarket CLOB V2 market buys; construct with ``from_settings`` in ``agent.live``."""
 
@@ -192,6 +216,9 @@ class LiveClobBroker:
         # order is sent again in this process, whatever the market does.
         self.account_restriction: str | None = None
         self.startup: StartupCheck | None = None
+        # The order protocol version the venue's /version announced at connect (2 or 3).
+        self.venue_version: int | None = None
+        self._heartbeat: OrderHeartbeat | None = None
         # Order ids this broker has signed: a second call for one id is refused unsent.
         self._signed_ids: set[str] = set()
         # Order hash -> order id, so a state met mid-flight (delayed) is journaled at once.
@@ -260,7 +287,7 @@ class LiveClobBroker:
         freshness rule of the guard judges data ages with the local clock.
         """
         if self._creds is None:
-            self._creds = self._signer.derive_api_creds()
+            self._creds = self._derive_credentials()
         self._http.auth = L2Auth(self._signer.address, self._creds, self._clock)
         try:
             offset = self._http.sync_clock()
@@ -276,10 +303,11 @@ class LiveClobBroker:
             self._http.auth = None
             raise LiveSetupError(f"the local clock is {offset:+.1f}s from the venue's: "
                                  "synchronise it (NTP) before trading")
-        if isinstance(version, Mapping) and version.get("version") not in (None, 2):
+        try:
+            self.venue_version = venue_order_version(version)
+        except LiveSetupError:
             self._http.auth = None
-            raise LiveSetupError(f"venue order version {version.get('version')}; this build "
-                                 "signs CLOB V2 orders")
+            raise
         balance_usd, allowance_usd = self._balance_allowance(balance)
         if balance_usd < min_balance_usd:
             self._http.auth = None
@@ -293,9 +321,24 @@ class LiveClobBroker:
             signature_type=self._signer.signature_type, balance_usd=balance_usd,
             allowance_usd=allowance_usd, clock_offset_s=offset)
         log.info("live_broker_connected", address=self._signer.address,
+                 venue_order_version=self.venue_version,
                  funder=self._signer.funder, signature_type=self._signer.signature_type,
                  balance_usd=str(balance_usd), clock_offset_s=round(offset, 3))
         return self.startup
+
+    def _derive_credentials(self) -> ApiCreds:
+        """Create the account's CLOB API key or derive the existing one (L1 auth), once,
+        stamped with the venue's time."""
+        try:
+            offset = self._http.sync_clock()
+            auth = self._signer.api_key_auth(timestamp=int(self._clock.now() + offset))
+            creds = self._http.api_key(auth)
+        except VenueUnavailable as err:
+            raise LiveSetupError(f"could not create or derive CLOB API credentials "
+                                 f"({err})") from None
+        if creds is None:
+            raise LiveSetupError("the venue returned no API credentials")
+        return creds
 
     def _balance_allowance(self, doc: Any) -> tuple[Decimal, Decimal]:
         if not isinstance(doc, Mapping) or "balance" not in doc:
@@ -304,8 +347,11 @@ class LiveClobBroker:
             balance = dec(str(doc["balance"])) / BASE_UNITS
             allowances = doc.get("allowances")
             if isinstance(allowances, Mapping) and allowances:
+                # The spenders: the V2 exchanges and, for protocol-V2 positions, ExchangeV3.
                 wanted = {exchange_address(self._signer.chain_id, neg_risk=n).lower()
                           for n in (False, True)}
+                wanted.add(exchange_address(self._signer.chain_id, neg_risk=False,
+                                            token_id="0").lower())
                 values = [dec(str(v)) for k, v in allowances.items() if k.lower() in wanted]
                 allowance = (min(values) if values else Decimal(0)) / BASE_UNITS
             else:
@@ -369,7 +415,8 @@ class LiveClobBroker:
             return not_sent("duplicate_order_id", "this order id was already signed")
         self._signed_ids.add(order_id)
         try:
-            signed = self._signer.sign_market_buy(token_id, terms, neg_risk=market.neg_risk)
+            signed = self._signer.sign_market_buy(token_id, terms, neg_risk=market.neg_risk,
+                                                  order_type=self.order_type)
         except Exception as err:  # nothing exists yet; the message is not echoed (key frames)
             return not_sent("signing_failed", type(err).__name__)
         self._order_ids[signed.order_hash] = order_id
@@ -686,6 +733,42 @@ class LiveClobBroker:
         return ExecutionReport(status=status, broker=self.name, order_id=order_id,
                                market_id=market_id, side=side, stake_usd=stake_usd,
                                worst_price=worst_price, reason=reason)
+
+    # --- resting orders: heartbeats and cancels (for the live runner) ---
+
+    def order_heartbeat(self) -> OrderHeartbeat:
+        """The heartbeat chain of this API key (send with ``.send()`` or a HeartbeatLoop)."""
+        if self._heartbeat is None:
+            self._heartbeat = OrderHeartbeat(self._http, monotonic=self._monotonic)
+        return self._heartbeat
+
+    def send_heartbeat(self) -> BeatResult:
+        if not self.connected:
+            return BeatResult("rejected", "not_connected")
+        return self.order_heartbeat().send()
+
+    def cancel_all(self) -> tuple[str, ...]:
+        """Cancel every open order of this API key (shutdown, kill switch): one request.
+
+        Returns the ids the venue says it cancelled; raises VenueUnavailable when the answer
+        is not a clear success - the caller then reads the open orders to verify.
+        """
+        try:
+            answer = self._http.send("DELETE", CANCEL_ALL)
+        except httpx.HTTPError as err:
+            raise VenueUnavailable(f"DELETE {CANCEL_ALL}: {type(err).__name__}") from None
+        if answer.status != 200:
+            raise VenueUnavailable(f"DELETE {CANCEL_ALL}: HTTP {answer.status}",
+                                   status=answer.status)
+        try:
+            doc = json.loads(answer.text)
+        except ValueError:
+            raise VenueUnavailable(f"DELETE {CANCEL_ALL}: not JSON") from None
+        canceled = doc.get("canceled") if isinstance(doc, Mapping) else None
+        if not isinstance(canceled, list):
+            raise VenueUnavailable(f"DELETE {CANCEL_ALL}: no canceled list")
+        log.info("orders_cancelled", count=len(canceled))
+        return tuple(str(c) for c in canceled)
 
     def close(self) -> None:
         self._http.close()

@@ -5,9 +5,16 @@ It owns moving bytes and authenticating requests, nothing else:
 * Reads (``get``) are idempotent; the caller decides whether to poll again.
 * ``post_order`` sends exactly one request and never retries: a lost answer is the caller's
   "outcome unknown", and a resend would be a second order.
-* L2 headers (HMAC of timestamp + method + path + body with the API secret) come from
-  ``py_clob_client_v2``; the timestamp is the local clock corrected by the venue's ``/time``,
-  so a skewed machine clock does not get every request refused with 401.
+* L1 headers (API-key creation/derivation: the ClobAuth EIP-712 signature) and L2 headers
+  (HMAC of timestamp + method + path + body with the API secret) are built with the official
+  SDK's primitives (``polymarket-client``); the timestamp is the local clock corrected by the
+  venue's ``/time``, so a skewed machine clock does not get every request refused with 401.
+* Why not the SDK's own transport: its L2 resolver stamps requests with the uncorrected wall
+  clock, its ``SecureClient`` cannot be built without network side effects (a credential
+  probe, a relayer deployment check that may deploy a deposit wallet), and ``place_*`` posts a
+  second time after an allowance approval.  Here every request is one request with an
+  explicit timeout; the SDK's transport has no retry of its own for CLOB calls, and its
+  data-API 429 retry is never reached from here.
 
 Secrets: the API credentials are held here (they sign requests); the private key never is.
 Error messages carry status codes and short, redacted bodies only.
@@ -21,8 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from py_clob_client_v2.clob_types import ApiCreds, RequestArgs
-from py_clob_client_v2.headers.headers import create_level_2_headers
+from polymarket._internal.actions.auth import build_l1_auth_headers
+from polymarket._internal.hmac import build_hmac_signature
+from polymarket._internal.l1_auth import ApiKeyAuthSignature
 
 from core.clock import Clock, SystemClock
 from core.logs import redact
@@ -38,6 +46,10 @@ POST_ORDER = "/order"
 GET_ORDER = "/data/order/"
 TRADES = "/data/trades"
 BALANCE_ALLOWANCE = "/balance-allowance"
+CREATE_API_KEY = "/auth/api-key"
+DERIVE_API_KEY = "/auth/derive-api-key"
+HEARTBEATS = "/v1/heartbeats"
+CANCEL_ALL = "/cancel-all"
 GAMMA_MARKET_BY_SLUG = "/markets/slug/"
 
 
@@ -59,21 +71,33 @@ class HttpAnswer:
     retry_after: str | None
 
 
-class _AddressOnly:
-    """What the L2 header builder needs of a signer: the address, not the key."""
+@dataclass(frozen=True, slots=True)
+class ApiCreds:
+    """The account's CLOB API credentials (L2).  Never printed."""
 
-    def __init__(self, address: str) -> None:
-        self._address = address
+    api_key: str
+    api_secret: str
+    api_passphrase: str
 
-    def address(self) -> str:
-        return self._address
+    def __repr__(self) -> str:
+        return "ApiCreds(<redacted>)"
+
+    @classmethod
+    def from_answer(cls, doc: Any) -> ApiCreds | None:
+        """From the venue's ``{"apiKey", "secret", "passphrase"}`` answer; None if absent."""
+        if not isinstance(doc, Mapping):
+            return None
+        parts = (doc.get("apiKey"), doc.get("secret"), doc.get("passphrase"))
+        if not all(isinstance(p, str) and p for p in parts):
+            return None
+        return cls(*(str(p) for p in parts))
 
 
 class L2Auth:
     """API-key authentication of CLOB requests, with the venue's clock."""
 
     def __init__(self, address: str, creds: ApiCreds, clock: Clock) -> None:
-        self._signer = _AddressOnly(address)
+        self._address = address
         self._creds = creds
         self._clock = clock
         # venue time - local time, seconds; set by ``ClobHttp.sync_clock``.
@@ -82,14 +106,14 @@ class L2Auth:
     def headers(self, method: str, path: str, serialized_body: str | None = None
                 ) -> dict[str, str]:
         ts = int(self._clock.now() + self.clock_offset_s)
-        args = RequestArgs(method=method, request_path=path,
-                           body=serialized_body, serialized_body=serialized_body)
-        built: dict[str, str] = create_level_2_headers(self._signer, self._creds, args,
-                                                       timestamp=ts)
-        return built
+        signature = build_hmac_signature(secret=self._creds.api_secret, timestamp=ts,
+                                         method=method, path=path, body=serialized_body)
+        return {"POLY_ADDRESS": self._address, "POLY_API_KEY": self._creds.api_key,
+                "POLY_PASSPHRASE": self._creds.api_passphrase, "POLY_SIGNATURE": signature,
+                "POLY_TIMESTAMP": str(ts)}
 
     def __repr__(self) -> str:  # never print credentials
-        return f"L2Auth(address={self._signer.address()!r})"
+        return f"L2Auth(address={self._address!r})"
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -192,6 +216,48 @@ class ClobHttp:
         if self.auth is not None:
             self.auth.clock_offset_s = offset
         return offset
+
+    def venue_now(self) -> float:
+        """The venue's time as this client estimates it (local clock + measured offset)."""
+        return self._clock.now() + (self.auth.clock_offset_s if self.auth else 0.0)
+
+    # --- L1: the account's API key ---
+
+    def api_key(self, auth: ApiKeyAuthSignature) -> ApiCreds | None:
+        """Create the API key, or derive it when it exists (the venue answers 400 to the
+        create).  One request each, no retry.  None when the venue gives no credentials."""
+        headers = build_l1_auth_headers(auth)
+        try:
+            resp = self._client.post(self.clob_url + CREATE_API_KEY, headers=headers)
+            if resp.status_code == 400:
+                resp = self._client.get(self.clob_url + DERIVE_API_KEY, headers=headers)
+        except httpx.HTTPError as err:
+            raise VenueUnavailable(f"API key: {type(err).__name__}") from None
+        if resp.status_code != 200:
+            raise VenueUnavailable(f"API key: HTTP {resp.status_code} {_short(resp.text)}",
+                                   status=resp.status_code)
+        try:
+            return ApiCreds.from_answer(resp.json())
+        except ValueError:
+            return None
+
+    # --- authenticated writes other than orders (heartbeats, cancels) ---
+
+    def send(self, method: str, path: str, payload: Any | None = None) -> HttpAnswer:
+        """One authenticated JSON request, once, with the order timeout.  httpx errors
+        propagate: whether the venue acted on it is then unknown to the caller."""
+        if self.auth is None:
+            raise VenueUnavailable(f"no API credentials for {method} {path}")
+        body = None if payload is None else json.dumps(payload, separators=(",", ":"))
+        headers = self.auth.headers(method, path, body)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        resp = self._client.request(method, self.clob_url + path,
+                                    content=None if body is None else body.encode(),
+                                    headers=headers, timeout=self._order_timeout)
+        return HttpAnswer(status=resp.status_code,
+                          content_type=resp.headers.get("Content-Type", ""),
+                          text=resp.text, retry_after=resp.headers.get("Retry-After"))
 
     # --- the one write ---
 

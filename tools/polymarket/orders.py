@@ -1,36 +1,68 @@
-"""Signed CLOB V2 market buys: signing through ``py-clob-client-v2``, hashing done here.
+"""Signed CLOB market buys, built and signed with the official SDK (``polymarket-client``).
 
-``OrderSigner`` is the only object in the project that holds the private key (inside the
-library's client, which needs it to sign).  It signs one order per call; every call draws a
-new salt, so calling it twice for one decision would create two different orders.  The broker
-therefore signs once and journals the order's EIP-712 hash before posting it: the hash is the
-venue's order id, which is how an unknown outcome is looked up later.
+``OrderSigner`` is the only object in the project that holds the private key.  It signs one
+order per call; every call draws a new salt, so calling it twice for one decision would create
+two different orders.  The broker therefore signs once and journals the order's EIP-712 hash
+before posting it: the hash is the venue's order id, which is how an unknown outcome is looked
+up later.
 
-The hash follows EIP-712 (``keccak(0x1901 || domainSeparator || structHash)``) over the V2
-``Order`` struct and the "Polymarket CTF Exchange" domain, version "2".
+What the SDK does here (its order pipeline, the same functions its ``SecureClient`` runs):
+the unsigned order (salt, maker/signer per wallet type, protocol version by asset id), the
+EIP-712 typed data (domain version "2", or "3" = ExchangeV3 for a V2 position id; the ERC-7739
+``TypedDataSign`` envelope for deposit wallets), the deposit-wallet signature trailer, the
+signed order and the POST payload.
+
+What we keep, and why:
+
+* **The order hash.**  The SDK's ``SignedOrder`` carries no hash and no domain: it never
+  exposes the order id before posting, and journal-first needs it.  ``order_hash`` computes it
+  from the typed data independently (keccak over the domain separator and struct hash).
+* **The amounts.**  ``buy_amounts`` rounds in ``Decimal`` from our ``BuyTerms`` (the guard's
+  dollars and worst price) with the venue's per-tick precision.  The SDK's market-order path
+  would fetch market metadata over its own transport first (no timeout of ours, wall clock);
+  the equivalence tests show both give the same amounts.
+* **The timestamp** comes from our clock (time is an argument), not the SDK's wall clock.
+* **Signing the digest** with a key object that never prints itself (see ``_QuietKey``);
+  the tests show the signature equals the SDK's ``LocalAccount.sign_typed_data`` one.
+
+The SDK's order helpers live in ``polymarket._internal``; the dependency is pinned to the
+0.14 series for that reason, and ``tests/tools/polymarket/test_sdk_equivalence.py`` compares
+our hashes, signatures and POST bytes with the SDK's own client path.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any, Literal
 
 from eth_abi.abi import encode as abi_encode
+from eth_account.messages import encode_typed_data
 from eth_keys.datatypes import PrivateKey
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
-from py_clob_client_v2 import ClobClient, MarketOrderArgsV2
-from py_clob_client_v2.clob_types import ApiCreds, CreateOrderOptions
-from py_clob_client_v2.config import get_contract_config
-from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
+from polymarket._internal.actions.orders.orders import create_signed_order, create_unsigned_order
+from polymarket._internal.actions.orders.post import build_post_order_request
+from polymarket._internal.actions.orders.typed_data import (
+    build_order_signature,
+    build_order_typed_data,
+)
+from polymarket._internal.actions.orders.types import OrderDraft
+from polymarket._internal.environment import PRODUCTION_CONFIG
+from polymarket._internal.l1_auth import ApiKeyAuthSignature, build_api_key_auth_typed_data
+from polymarket._internal.protocol import is_v2_position_id
+from polymarket._internal.wallet import WalletType
+from polymarket.models.types import PositionId, TokenId
+from polymarket.types import EvmAddress, HexString
 
+from core.clock import Clock, SystemClock
 from core.errors import UserError
 from tools.polymarket.wire import BASE_UNITS, BuyTerms, tick_string
 
 EXCHANGE_DOMAIN_NAME = "Polymarket CTF Exchange"
-EXCHANGE_DOMAIN_VERSION = "2"
-ORDER_VERSION = 2
+ProtocolVersion = Literal["2", "3"]
 _DOMAIN_TYPE = (
     "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
@@ -42,15 +74,35 @@ _ORDER_TYPE = (
 _DOMAIN_TYPEHASH = keccak(text=_DOMAIN_TYPE)
 _ORDER_TYPEHASH = keccak(text=_ORDER_TYPE)
 SIDE_BUY = 0
+# The SDK's names for our POLYMARKET_SIGNATURE_TYPE values (venue.md: 0 EOA, 1 email/Magic
+# proxy, 2 browser-wallet safe, 3 deposit wallet).
+WALLET_TYPES: dict[int, WalletType] = {0: "EOA", 1: "POLY_PROXY", 2: "GNOSIS_SAFE",
+                                       3: "DEPOSIT_WALLET"}
+# Decimals of the share amount per tick size (the venue's precision table, as in the SDK).
+_SHARE_DECIMALS = {"0.1": 3, "0.01": 4, "0.005": 5, "0.0025": 6, "0.001": 5, "0.0001": 6}
 
 
 class LiveSetupError(UserError):
     """Live trading cannot start (bad key, credentials, balance, allowance, venue version)."""
 
 
-def exchange_address(chain_id: int, *, neg_risk: bool) -> str:
-    config = get_contract_config(chain_id)
-    return str(config.neg_risk_exchange_v2 if neg_risk else config.exchange_v2)
+def protocol_version(token_id: str) -> ProtocolVersion:
+    """The order's EIP-712 domain version: "3" (ExchangeV3) for a protocol-V2 position id,
+    "2" for a CTF token id - the SDK's rule, so both sign the same domain."""
+    return "3" if is_v2_position_id(token_id) else "2"
+
+
+def exchange_address(chain_id: int, *, neg_risk: bool, token_id: str | None = None) -> str:
+    """The exchange contract an order for ``token_id`` is signed for (its verifying contract).
+
+    Without a token id: the V2 exchange for CTF tokens (the allowance spenders)."""
+    if chain_id != PRODUCTION_CONFIG.chain_id:
+        raise LiveSetupError(f"POLYMARKET_CHAIN_ID {chain_id}: only Polygon "
+                             f"({PRODUCTION_CONFIG.chain_id}) has exchange contracts")
+    if token_id is not None and is_v2_position_id(token_id):
+        return str(PRODUCTION_CONFIG.exchange_v3)
+    return str(PRODUCTION_CONFIG.neg_risk_exchange if neg_risk
+               else PRODUCTION_CONFIG.standard_exchange)
 
 
 def _bytes32(hex_text: str) -> bytes:
@@ -60,17 +112,17 @@ def _bytes32(hex_text: str) -> bytes:
     return raw.rjust(32, b"\0")
 
 
-def domain_separator(chain_id: int, verifying_contract: str) -> bytes:
+def domain_separator(chain_id: int, verifying_contract: str,
+                     version: ProtocolVersion = "2") -> bytes:
     return keccak(abi_encode(
         ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-        [_DOMAIN_TYPEHASH, keccak(text=EXCHANGE_DOMAIN_NAME),
-         keccak(text=EXCHANGE_DOMAIN_VERSION), chain_id,
+        [_DOMAIN_TYPEHASH, keccak(text=EXCHANGE_DOMAIN_NAME), keccak(text=version), chain_id,
          to_checksum_address(verifying_contract)],
     ))
 
 
 def order_struct_hash(order: dict[str, Any]) -> bytes:
-    """``hashStruct(Order)`` of a V2 order in its wire form (``order_to_json_v2``'s "order")."""
+    """``hashStruct(Order)`` of an order in its wire form (the POST body's "order")."""
     side = order["side"]
     side_num = SIDE_BUY if side in ("BUY", 0) else 1
     return keccak(abi_encode(
@@ -84,10 +136,38 @@ def order_struct_hash(order: dict[str, Any]) -> bytes:
     ))
 
 
-def order_hash(order: dict[str, Any], *, chain_id: int, verifying_contract: str) -> str:
-    digest = keccak(b"\x19\x01" + domain_separator(chain_id, verifying_contract)
+def order_hash(order: dict[str, Any], *, chain_id: int, verifying_contract: str,
+               version: ProtocolVersion = "2") -> str:
+    """The order id: the EIP-712 digest of the ``Order`` under the exchange's domain.
+
+    For deposit wallets (type 3) too: the ERC-7739 envelope is how the wallet signs, the order
+    the exchange hashes is the same struct."""
+    digest = keccak(b"\x19\x01" + domain_separator(chain_id, verifying_contract, version)
                     + order_struct_hash(order))
     return "0x" + digest.hex()
+
+
+def _places(x: Decimal) -> int:
+    exponent = x.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def buy_amounts(terms: BuyTerms) -> tuple[int, int]:
+    """(maker, taker) base units of a market buy: dollars to the cent, shares at the tick's
+    precision, never rounded so that the implied price falls below the worst price.
+
+    The share count is rounded up at four extra decimals first (so that 18.18189999... from a
+    float-free division is read as 18.1819), then down to the tick's precision - the venue's
+    rounding, which the equivalence tests pin to the SDK's.
+    """
+    places = _SHARE_DECIMALS[tick_string(terms.tick)]
+    dollars = terms.amount_usd
+    shares = dollars / terms.worst_price
+    if _places(shares) > places:
+        shares = shares.quantize(Decimal(1).scaleb(-(places + 4)), rounding=ROUND_CEILING)
+        if _places(shares) > places:
+            shares = shares.quantize(Decimal(1).scaleb(-places), rounding=ROUND_FLOOR)
+    return int(dollars * BASE_UNITS), int(shares * BASE_UNITS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +180,14 @@ class SignedBuy:
     taker_amount: int
     # The "order" object of the POST body (salt, maker, signer, amounts, signature ...).
     wire_order: dict[str, Any]
+    protocol_version: ProtocolVersion = "2"
 
     def body(self, *, owner: str, order_type: str) -> str:
-        """The exact JSON text that is posted (and HMAC-signed) for this order."""
-        payload = {"order": self.wire_order, "owner": owner, "orderType": order_type,
-                   "deferExec": False, "postOnly": False}
-        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        """The exact JSON text that is posted (and HMAC-signed) for this order: the SDK's
+        payload, serialised as the SDK's transport does (compact separators)."""
+        payload = {"deferExec": False, "order": self.wire_order, "orderType": order_type,
+                   "owner": owner}
+        return json.dumps(payload, separators=(",", ":"))
 
     @property
     def implied_price(self) -> float:
@@ -113,68 +195,94 @@ class SignedBuy:
 
 
 class OrderSigner:
-    """Signs V2 orders for one wallet.  The key stays inside; nothing here prints it."""
+    """Signs orders for one wallet.  The key stays inside; nothing here prints it."""
 
     def __init__(self, private_key: str, *, chain_id: int, signature_type: int,
-                 funder: str | None, clob_url: str) -> None:
-        if signature_type not in (0, 1, 2, 3):
+                 funder: str | None, clob_url: str = "", clock: Clock | None = None) -> None:
+        # ``clob_url`` is accepted for the settings' sake; signing needs no venue.
+        del clob_url
+        if signature_type not in WALLET_TYPES:
             raise LiveSetupError(f"POLYMARKET_SIGNATURE_TYPE {signature_type} is not 0-3")
         if signature_type != 0 and not funder:
             raise LiveSetupError(
                 f"POLYMARKET_SIGNATURE_TYPE {signature_type} needs POLYMARKET_FUNDER (the "
                 "proxy, safe or deposit wallet that holds the funds)")
-        client = _client_or_none(private_key, clob_url, chain_id, signature_type, funder)
+        key = _key_or_none(private_key)
         # No frame of an error raised below holds the key (tracebacks may print locals).
         del private_key
-        if client is None:
+        if key is None:
             raise LiveSetupError("POLYMARKET_PRIVATE_KEY is not a valid private key")
-        self._client = client
-        self.address = str(client.get_address())
+        self._key = key
+        self.address = str(key.public_key.to_checksum_address())
         self.chain_id = chain_id
         self.signature_type = signature_type
-        # The wallet that holds the funds and is the order's maker.
-        self.funder = to_checksum_address(funder) if funder else self.address
+        self.wallet_type = WALLET_TYPES[signature_type]
+        try:
+            # The wallet that holds the funds and is the order's maker.
+            self.funder = str(to_checksum_address(funder)) if funder else self.address
+        except ValueError:
+            raise LiveSetupError("POLYMARKET_FUNDER is not an address") from None
+        exchange_address(chain_id, neg_risk=False)  # refuses a chain without contracts
+        self._clock = clock or SystemClock()
 
     def __repr__(self) -> str:
         return (f"OrderSigner(address={self.address!r}, funder={self.funder!r}, "
                 f"signature_type={self.signature_type})")
 
-    def derive_api_creds(self) -> ApiCreds:
-        """Create the account's CLOB API key or derive the existing one (L1 auth), once."""
-        try:
-            creds = self._client.create_or_derive_api_key()
-        except Exception as err:
-            status = getattr(err, "status_code", None)
-            raise LiveSetupError(
-                f"could not create or derive CLOB API credentials ({type(err).__name__}"
-                f"{f', HTTP {status}' if status else ''})") from None
-        if not isinstance(creds, ApiCreds) or not creds.api_key:
-            raise LiveSetupError("the venue returned no API credentials")
-        return creds
+    def sign_digest(self, digest: bytes) -> str:
+        """An Ethereum signature (r || s || v, v = 27/28) of a 32-byte digest."""
+        sig = self._key.sign_msg_hash(digest)
+        r, s, v = int(sig.r), int(sig.s), int(sig.v)
+        return "0x" + (r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v + 27])).hex()
 
-    def sign_market_buy(self, token_id: str, terms: BuyTerms, *, neg_risk: bool) -> SignedBuy:
+    def sign_typed_data(self, typed: dict[str, Any]) -> str:
+        """Sign EIP-712 typed data (the SDK's order / auth payloads)."""
+        signable = encode_typed_data(full_message=typed)
+        return self.sign_digest(keccak(b"\x19" + signable.version + signable.header
+                                       + signable.body))
+
+    def api_key_auth(self, *, timestamp: int, nonce: int = 0) -> ApiKeyAuthSignature:
+        """The L1 (ClobAuth) signature that creates or derives the account's API key; the
+        SDK's typed data, signed by the key (the API key is the signer's, whatever the
+        signature type)."""
+        typed = build_api_key_auth_typed_data(address=self.address, chain_id=self.chain_id,
+                                              timestamp=timestamp, nonce=nonce)
+        return ApiKeyAuthSignature(address=self.address, nonce=nonce,
+                                   signature=self.sign_typed_data(typed), timestamp=timestamp)
+
+    def sign_market_buy(self, token_id: str, terms: BuyTerms, *, neg_risk: bool,
+                        order_type: str = "FOK") -> SignedBuy:
         """Sign one market buy of ``terms.amount_usd`` dollars at prices <= the worst price."""
-        args = MarketOrderArgsV2(token_id=token_id, amount=float(terms.amount_usd), side="BUY",
-                                 price=float(terms.worst_price))
-        options = CreateOrderOptions(tick_size=tick_string(terms.tick),  # type: ignore[arg-type]
-                                     neg_risk=neg_risk)
-        signed = self._client.builder.build_market_order(args, options, version=ORDER_VERSION)
-        wire = order_to_json_v2(signed, "", "FOK")["order"]
-        contract = exchange_address(self.chain_id, neg_risk=neg_risk)
+        maker_amount, taker_amount = buy_amounts(terms)
+        version = protocol_version(token_id)
+        contract = exchange_address(self.chain_id, neg_risk=neg_risk, token_id=token_id)
+        draft = OrderDraft(
+            chain_id=self.chain_id, exchange_address=EvmAddress(contract), expiration=0,
+            funder_address=EvmAddress(self.funder), offered_amount=maker_amount,
+            order_type=order_type,  # type: ignore[arg-type]
+            side="BUY", signer=EvmAddress(self.address), requested_amount=taker_amount,
+            asset_id=PositionId(token_id) if version == "3" else TokenId(token_id))
+        unsigned = create_unsigned_order(draft, wallet=EvmAddress(self.funder),
+                                         wallet_type=self.wallet_type)
+        unsigned = dataclasses.replace(unsigned, timestamp=int(self._clock.now() * 1000))
+        signature = build_order_signature(
+            unsigned, HexString(self.sign_typed_data(build_order_typed_data(unsigned))))
+        signed = create_signed_order(unsigned, signature)
+        wire = build_post_order_request(signed, owner_api_key="")[1]["order"]
+        if unsigned.protocol_version != version:  # the SDK and this module must agree
+            raise ValueError("protocol version mismatch")
         return SignedBuy(
-            order_hash=order_hash(wire, chain_id=self.chain_id, verifying_contract=contract),
-            token_id=token_id,
-            maker_amount=int(wire["makerAmount"]),
-            taker_amount=int(wire["takerAmount"]),
-            wire_order=wire,
-        )
+            order_hash=order_hash(wire, chain_id=self.chain_id, verifying_contract=contract,
+                                  version=version),
+            token_id=token_id, maker_amount=int(wire["makerAmount"]),
+            taker_amount=int(wire["takerAmount"]), wire_order=wire, protocol_version=version)
 
 
 class _QuietKey(PrivateKey):
     """A private key that never prints itself (eth_keys' own repr is the key in hex).
 
     Tracebacks that show local variables (typer's, or ``capture_locals``) would otherwise
-    print the key from any signing frame of the libraries it passes through.
+    print the key from any signing frame.
     """
 
     def __repr__(self) -> str:
@@ -184,19 +292,11 @@ class _QuietKey(PrivateKey):
         return "<private key>"
 
 
-def _client_or_none(private_key: str, clob_url: str, chain_id: int, signature_type: int,
-                    funder: str | None) -> ClobClient | None:
-    """The library client for this key, or None when the key is unusable.
-
-    The key is handed over as an eth_keys ``PrivateKey`` that does not print itself: the
-    library then signs without re-deriving the public key for every order (half the signing
-    time), and no hex copy of the key is kept beside it.  Errors are swallowed here because
-    their messages and tracebacks could carry the key; the caller raises a clean one.
-    """
+def _key_or_none(private_key: str) -> _QuietKey | None:
+    """The signing key, or None when unusable.  Errors are swallowed here because their
+    messages and tracebacks could carry the key; the caller raises a clean one."""
     try:
-        key = _QuietKey(bytes.fromhex(private_key.strip().removeprefix("0x")))
-        return ClobClient(clob_url, chain_id, key=key, signature_type=signature_type,  # type: ignore[arg-type]
-                          funder=funder, use_server_time=True)
+        return _QuietKey(bytes.fromhex(private_key.strip().removeprefix("0x")))
     except Exception:
         return None
 
@@ -204,8 +304,8 @@ def _client_or_none(private_key: str, clob_url: str, chain_id: int, signature_ty
 def check_signed_terms(signed: SignedBuy, terms: BuyTerms) -> str | None:
     """Why the signed amounts differ from the terms (None when they match).
 
-    The library rounds with floats; this is the Decimal cross-check that the order signs
-    exactly the dollars the guard allowed and no worse a price than the worst price.
+    The Decimal cross-check that the order signs exactly the dollars the guard allowed and no
+    worse a price than the worst price.
     """
     if signed.maker_amount != terms.maker_amount:
         return f"signed {signed.maker_amount} base units, expected {terms.maker_amount}"

@@ -22,7 +22,7 @@ from core.records import Verdict
 from graphs.context import Context
 from tools.journal import Journal
 from tools.polymarket.broker import LiveClobBroker
-from tools.polymarket.http import ClobHttp
+from tools.polymarket.http import ApiCreds, ClobHttp
 from tools.polymarket.orders import OrderSigner
 from tools.polymarket.reconcile import reconcile
 
@@ -63,8 +63,6 @@ def test_thousand_randomized_timeouts_no_duplicates_and_journal_equals_venue() -
     key = Account.create()
     fake = FakeClob(address=key.address, clock=sim.now)
     creds = fake.issue_creds()
-    from py_clob_client_v2.clob_types import ApiCreds
-
     signer = CountingSigner(key.key.hex(), chain_id=137, signature_type=0, funder=None,
                             clob_url="http://venue.invalid")
     http = ClobHttp("http://venue.invalid", "http://venue.invalid/gamma",

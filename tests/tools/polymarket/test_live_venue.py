@@ -203,6 +203,9 @@ def _typed_hash(wire: dict[str, Any]) -> str:
     return "0x" + keccak(b"\x19" + s.version + s.header + s.body).hex()
 
 
+CTF_TOKEN = str(10**70 + 2)
+
+
 @pytest.mark.parametrize("signature_type", [0, 1, 2, 3])
 def test_signed_order_hash_and_signer_for_every_signature_type(signature_type: int) -> None:
     key = Account.create()
@@ -210,7 +213,9 @@ def test_signed_order_hash_and_signer_for_every_signature_type(signature_type: i
     signer = OrderSigner(key.key.hex(), chain_id=137, signature_type=signature_type,
                          funder=funder, clob_url="http://venue.invalid")
     terms = market_buy_terms(10.0, 0.55, tick=TICK, min_order_shares=Decimal(5))
-    signed = signer.sign_market_buy("123456789", terms, neg_risk=False)
+    # A CTF token id (hash-like, so domain version "2"); a small number such as 123456789
+    # is a protocol-V2 position id, signed for version "3" (test_sdk_equivalence.py).
+    signed = signer.sign_market_buy(CTF_TOKEN, terms, neg_risk=False)
     assert signed.order_hash == _typed_hash(signed.wire_order)
     assert check_signed_terms(signed, terms) is None
     venue = FakeClob(address=key.address, funder=funder, signature_type=signature_type)

@@ -96,6 +96,7 @@ POST_FAULTS = (
     "cancel_only_503",     # venue-wide cancel-only period (503)
     "geoblocked_403",      # the account's region may not trade (JSON 403, not Cloudflare)
     "closed_only",         # the account may only close positions
+    "ghost_fill",          # matched by the engine, answered as not filled (issue 13)
 )
 HALT_ANSWERS = {
     "trading_disabled_503": (503, "Trading is currently disabled. Check polymarket.com for "
@@ -246,7 +247,128 @@ class PostRecord:
     recovered_signer: str | None
 
 
-class FakeClob:
+# --- trade finality and redemption (issue 13) ----------------------------------------------
+# A match is provisional: with ``provisional_trades`` set, new trades start MATCHED and move
+# through MINED to CONFIRMED, or end FAILED (the venue gives the dollars back), when the test
+# calls ``settle_trades``.  Winning positions are paid out through a relayer-like ledger:
+# ``POST /relayer/submit`` opens a transaction (``STATE_NEW``), ``settle_relayer`` makes it
+# ``STATE_CONFIRMED`` (the balance is redeemed, dollars credited) or ``STATE_FAILED``, and
+# ``GET /relayer/v1/account/transactions/{id}`` / ``GET /data-api/positions`` read them with
+# the field names of the relayer's and the Data API's answers.
+
+PROVISIONAL_TRADE_STATUSES = ("MATCHED", "MATCHED_NOT_BROADCASTED", "MINED", "RETRYING")
+
+
+@dataclass
+class RelayerTx:
+    tx_id: str
+    tx_hash: str
+    condition_id: str
+    state: str = "STATE_NEW"
+    error_msg: str | None = None
+
+
+class TradeFinalityAndRedemption:
+    """The fake venue's trade-status transitions and redemption ledger (mixed into FakeClob)."""
+
+    trades: list[FakeTrade]
+    orders: dict[str, FakeOrder]
+    markets: dict[str, FakeMarket]
+    balance: int
+    _lock: threading.RLock
+
+    def _init_finality(self) -> None:
+        # False: every trade is CONFIRMED at once (the tests written before finality).
+        self.provisional_trades = False
+        self.relayer_txs: dict[str, RelayerTx] = {}
+        # condition id -> shares already redeemed there (a second redemption pays nothing).
+        self.redeemed: dict[str, Decimal] = {}
+        self.redemption_payouts: list[tuple[str, Decimal]] = []
+        self.submits_per_condition: dict[str, int] = {}
+        # The next N relayer submissions answer 503 after opening the transaction (lost).
+        self.relayer_lost_answers = 0
+
+    def new_trade_status(self) -> str:
+        return "MATCHED" if self.provisional_trades else "CONFIRMED"
+
+    def settle_trades(self, decide: Callable[[FakeTrade], str]) -> None:
+        """Every provisional trade takes the status ``decide`` gives it (a provisional one
+        moves on, CONFIRMED or FAILED ends it); a FAILED trade returns its dollars."""
+        with self._lock:
+            for t in self.trades:
+                if t.status in ("CONFIRMED", "FAILED"):
+                    continue
+                new = decide(t)
+                if new == "FAILED":
+                    self.balance += int(t.shares * t.price * U)
+                t.status = new
+
+    def trade_statuses(self) -> dict[str, str]:
+        with self._lock:
+            return {t.trade_id: t.status for t in self.trades}
+
+    def winning_balance(self, condition_id: str) -> Decimal:
+        """Confirmed shares of the winning token of a resolved market not yet redeemed."""
+        with self._lock:
+            market = next((m for m in self.markets.values()
+                           if m.condition_id == condition_id), None)
+            if market is None or not market.closed:
+                return Decimal(0)
+            winner = (market.up_token if market.outcome_prices == ("1", "0")
+                      else market.down_token if market.outcome_prices == ("0", "1") else None)
+            held = sum((t.shares for t in self.trades
+                        if t.market == condition_id and t.token_id == winner
+                        and t.status == "CONFIRMED"), Decimal(0))
+            return held - self.redeemed.get(condition_id, Decimal(0))
+
+    def settle_relayer(self, decide: Callable[[RelayerTx], str]) -> None:
+        """Open relayer transactions take ``decide``'s state; a confirmed one redeems the
+        condition's winning balance at that moment (zero if redeemed already)."""
+        with self._lock:
+            for tx in self.relayer_txs.values():
+                if tx.state != "STATE_NEW":
+                    continue
+                tx.state = decide(tx)
+                if tx.state == "STATE_CONFIRMED":
+                    paid = self.winning_balance(tx.condition_id)
+                    self.redeemed[tx.condition_id] = \
+                        self.redeemed.get(tx.condition_id, Decimal(0)) + paid
+                    self.balance += int(paid * U)
+                    self.redemption_payouts.append((tx.condition_id, paid))
+                elif tx.state == "STATE_FAILED":
+                    tx.error_msg = "execution reverted"
+
+    def _route_redemption(self, method: str, path: str, q: dict[str, str], body: bytes
+                          ) -> Answer:
+        if path == "/relayer/submit" and method == "POST":
+            condition = str(json.loads(body or b"{}").get("condition_id", ""))
+            if self.winning_balance(condition) <= 0:
+                return Answer(400, {"error": "no balance to redeem"})
+            self.submits_per_condition[condition] = \
+                self.submits_per_condition.get(condition, 0) + 1
+            tx = RelayerTx(str(uuid.uuid4()), "0x" + secrets.token_hex(32), condition)
+            self.relayer_txs[tx.tx_id] = tx
+            if self.relayer_lost_answers > 0:
+                self.relayer_lost_answers -= 1
+                return Answer(503, text="upstream unavailable", content_type="text/plain")
+            return Answer(200, {"transactionID": tx.tx_id, "transactionHash": tx.tx_hash,
+                                "state": tx.state})
+        if path.startswith("/relayer/v1/account/transactions/"):
+            found = self.relayer_txs.get(path.rsplit("/", 1)[1])
+            if found is None:
+                return Answer(404, {"error": "transaction not found"})
+            return Answer(200, {"transaction_id": found.tx_id,
+                                "transaction_hash": found.tx_hash, "state": found.state,
+                                "error_msg": found.error_msg})
+        if path == "/data-api/positions":
+            condition = q.get("market", "")
+            size = self.winning_balance(condition)
+            return Answer(200, [{"conditionId": condition, "size": str(size),
+                                 "redeemable": size > 0}] if size > 0 else [])
+        return Answer(404, {"error": f"no route {method} {path}"})
+
+
+class FakeClob(TradeFinalityAndRedemption):
     """Venue logic + ledger.  Thread-safe; every public method may be called from tests."""
 
     def __init__(self, *, address: str, funder: str | None = None, signature_type: int = 0,
@@ -273,6 +395,7 @@ class FakeClob:
         self.lookup_failures = 0  # the next N order/trade lookups answer 503
         self.post_only_until = 0.0
         self.delayed_lookups = 2
+        self._init_finality()
         # Called with each posted order's hash before the venue acts on it (test probes).
         self.on_post: Callable[[str], None] | None = None
         # Contract addresses are venue facts (the SDK's production environment).
@@ -399,6 +522,8 @@ class FakeClob:
 
     def _route(self, method: str, path: str, q: dict[str, str], h: dict[str, str],
                body: bytes) -> Answer:
+        if path.startswith(("/relayer/", "/data-api/")):
+            return self._route_redemption(method, path, q, body)
         if path.startswith("/gamma/markets/slug/"):
             m = self.markets.get(path.rsplit("/", 1)[1])
             return Answer(200, m.gamma_doc()) if m else Answer(404, {"error": "not found"})
@@ -647,7 +772,7 @@ class FakeClob:
         for price, size in fills:
             tid = str(uuid.uuid4())
             self.trades.append(FakeTrade(tid, order_hash, market.condition_id,
-                                         fo.token_id, price, size))
+                                         fo.token_id, price, size, self.new_trade_status()))
             fo.trade_ids.append(tid)
         self.balance -= int(spent * U)
         if fault == "delayed":
@@ -656,6 +781,9 @@ class FakeClob:
             return done(Answer(200, {"success": True, "errorMsg": "", "orderID": order_hash,
                                      "status": "delayed", "transactionsHashes": [],
                                      "tradeIDs": []}))
+        if fault == "ghost_fill" and fills:
+            # The engine matched it, the answer says it did not (a fill nobody reported).
+            return done(Answer(400, {"error": FOK_MESSAGE}))
         if fault in ("timeout_after_fill", "timeout_after_kill"):
             return done(Answer(0, hang=True))
         if fault == "http_500_after_fill":

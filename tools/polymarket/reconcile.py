@@ -90,8 +90,8 @@ def _never_sent(intent: OrderIntent, broker: str) -> ExecutionReport:
 
 
 def reconcile(journal: Journal, venue: VenueLedger, *, account: str, clock: Clock,
-              audit: bool = True, monotonic: Callable[[], float] = time.monotonic
-              ) -> ReconcileReport:
+              audit: bool = True, monotonic: Callable[[], float] = time.monotonic,
+              audit_window_s: float = AUDIT_WINDOW_S) -> ReconcileReport:
     """Resolve every open intent of ``account`` at the venue and audit recent fills."""
     report = ReconcileReport(account=account)
     now = clock.now()
@@ -125,6 +125,7 @@ def reconcile(journal: Journal, venue: VenueLedger, *, account: str, clock: Cloc
     recheck_provisional(journal, venue, account=account, now=now, report=report)
     if audit:
         report.discrepancies.extend(audit_fills(journal, venue, account=account, now=now,
+                                                window_s=audit_window_s,
                                                 adopted=report.adopted_fills))
         for problem in report.discrepancies:
             journal.record_reconciliation(account=account, order_id=None,

@@ -293,11 +293,22 @@ class RunWatcher:
                     del self._silent[(market, feed)]  # back: the next silence is new
 
     def _check_orders(self, conn: sqlite3.Connection) -> None:
+        from tools.journal.reads.operator import has_table
+
+        # Schema v4: a match that FAILED on chain is a 'failed' fill whose execution became
+        # 'killed'; it is reported once, as the FAILED trade, not also as a failed order.
+        fills = has_table(conn, "fills")
+        failed_fill = ("(SELECT f.state = 'failed' FROM fills f WHERE f.order_id = e.order_id)"
+                       if fills else "0")
         for r in conn.execute(
                 "SELECT e.order_id, e.status, e.reason, e.avg_price, e.shares, e.notional_usd,"
-                " i.market_id, i.side FROM executions e JOIN order_intents i"
-                " ON i.order_id = e.order_id WHERE e.ts >= ? AND i.account = ?",
-                (self.since_ts, self.account())):
+                f" i.market_id, i.side, {failed_fill} AS failed_fill FROM executions e"
+                " JOIN order_intents i ON i.order_id = e.order_id"
+                " WHERE e.ts >= ? AND i.account = ?", (self.since_ts, self.account())):
+            if r["failed_fill"]:
+                self.notifier.notify(trade_failed_message(r["order_id"], r["market_id"],
+                                                          r["side"], "FAILED", r["reason"]))
+                continue
             self.notifier.notify(order_message(
                 r["order_id"], r["market_id"], r["side"], r["status"], price=r["avg_price"],
                 shares=float(r["shares"]), notional=float(r["notional_usd"]),

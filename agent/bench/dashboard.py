@@ -181,11 +181,13 @@ def time_events(base: str, journal: Path, commits: int) -> dict[str, Any]:
     if not got.wait(10):  # the stream's first event (its state at connect)
         raise SystemExit("no event stream")
     writer = sqlite3.connect(journal)
+    rng = random.Random(11)
     lags = []
     try:
         for i in range(commits):
             got.clear()
-            time.sleep(0.3)  # apart from the previous change
+            # Apart from the previous change, at a random phase of the stream's polling.
+            time.sleep(0.3 + rng.random() * 0.5)
             seen = len(arrivals)
             t0 = time.perf_counter()
             writer.execute("UPDATE runs SET ended_ts = ? WHERE run_id = ?",

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from autorunkit import MultiSeriesHttp, SymbolBinance, journal_rows, runner_env
-from dashkit import CANARY_KEY, CANARY_OPENAI
+from dashkit import CANARY_KEY, CANARY_OPENAI, CHROMIUM, chromium, keep_screenshot
 from feedfakes import FakeClobMarket, FakeRtds, closed_port, venue_env
 
 from agent.autorun import AutoRunner, RunOptions
@@ -104,6 +104,12 @@ async def test_fill_shows_and_kill_switch_stops_the_next_order(tmp_path: Path) -
                     killed_orders = len(journal_rows(journal, "SELECT 1 FROM order_intents"))
                     after = (await client.get("/api/overview")).json()
                     page = (await client.get("/")).text
+                    if CHROMIUM.exists():  # the live overview as a person sees it
+                        shot = tmp_path / "dashboard_live_overview.png"
+                        dom = await asyncio.to_thread(chromium, url, shot, dump_dom=True)
+                        keep_screenshot(shot)
+                        assert 'id="kill-state"' in dom
+                        assert "ON: no new order" in dom
                     listener.cancel()
                 report = await run
     print(f"fill shown on the dashboard {shown_after:.3f} s after it was journaled")

@@ -151,13 +151,25 @@ def day_figures(conn: sqlite3.Connection, *, account: str, day_start: float, now
                       realized_pnl_today=money(float(pnl)))
 
 
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the journal has ``name`` (tables added by a later schema version)."""
+    return bool(rows(conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                     [name]))
+
+
 def open_positions(conn: sqlite3.Connection, *, account: str) -> list[OpenPosition]:
+    """Filled, unsettled positions; provisional when the journal's ``fills`` row (schema v4)
+    says so, else when the venue's last trade status is not final."""
+    fills = has_table(conn, "fills")
+    state = "CASE WHEN f.state = 'provisional' THEN 'MATCHED' ELSE v.venue_status END" \
+        if fills else "v.venue_status"
+    join = " LEFT JOIN fills f ON f.order_id = i.order_id" if fills else ""
     found = rows(conn,
                  "SELECT i.order_id, i.market_id, i.side, i.created_ts, e.shares,"
-                 " e.notional_usd, e.fee_usd, v.venue_status"
+                 f" e.notional_usd, e.fee_usd, {state} AS venue_status"
                  " FROM order_intents i JOIN executions e ON e.order_id = i.order_id"
                  " LEFT JOIN settlements s ON s.order_id = i.order_id"
-                 " LEFT JOIN venue_orders v ON v.order_id = i.order_id"
+                 f" LEFT JOIN venue_orders v ON v.order_id = i.order_id{join}"
                  " WHERE i.account = ? AND e.status = 'filled' AND s.order_id IS NULL"
                  " ORDER BY i.created_ts DESC", [account])
     return [OpenPosition(order_id=str(r["order_id"]), market_id=str(r["market_id"]),
@@ -176,8 +188,7 @@ class Unredeemed:
 def unredeemed(conn: sqlite3.Connection, *, account: str) -> Unredeemed | None:
     """Winning positions not yet paid out (redemption pending, submitted or failed); None when
     the journal predates the ``redemptions`` table (schema v4)."""
-    if not rows(conn, "SELECT 1 FROM sqlite_master WHERE type = 'table'"
-                " AND name = 'redemptions'", []):
+    if not has_table(conn, "redemptions"):
         return None
     found = rows(conn, "SELECT COUNT(*) AS n, COALESCE(SUM(payout_usd), 0.0) AS usd"
                  " FROM redemptions WHERE account = ? AND state != 'confirmed'", [account])[0]

@@ -20,6 +20,7 @@ import dataclasses
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -242,3 +243,32 @@ def test_api_key_is_created_then_derived_on_the_loopback_venue() -> None:
     # Created once (POST), then derived (the create answers 400, then GET derive).
     assert [r for r in fake.requests if r[1].startswith("/auth/")] == [
         ("POST", "/auth/api-key"), ("POST", "/auth/api-key"), ("GET", "/auth/derive-api-key")]
+
+
+def test_order_path_never_reaches_the_sdks_retrying_or_side_effect_calls() -> None:
+    """Structural: the SDK calls that would post twice (``place_*``: a second POST after an
+    allowance approval), retry (data-API reads retry 429s), or act on chain while connecting
+    (``SecureClient.create``: relayer deployment check, deposit-wallet deployment) are not
+    imported by the order path; it uses the SDK's order, auth and HMAC builders only."""
+    import ast
+
+    import tools.polymarket as pkg
+
+    root = Path(pkg.__file__).parent
+    imported: dict[str, set[str]] = {}
+    for name in ("orders.py", "http.py", "broker.py", "heartbeat.py"):
+        tree = ast.parse((root / name).read_text(encoding="utf-8"))
+        imported[name] = {f"{node.module}.{alias.name}" for node in ast.walk(tree)
+                          if isinstance(node, ast.ImportFrom) and node.module
+                          and node.module.startswith("polymarket")
+                          for alias in node.names}
+    every = set().union(*imported.values())
+    assert every  # the SDK is used ...
+    allowed = ("polymarket._internal.actions.orders.", "polymarket._internal.environment.",
+               "polymarket._internal.protocol.", "polymarket._internal.wallet.WalletType",
+               "polymarket._internal.l1_auth.", "polymarket._internal.hmac.",
+               "polymarket._internal.actions.auth.build_l1_auth_headers",
+               "polymarket.models.", "polymarket.types.")
+    assert sorted(n for n in every if not n.startswith(allowed)) == []  # ... builders only
+    banned = ("SecureClient", "place_", "allowance_recovery", "retry", "Transport")
+    assert sorted(n for n in every if any(b in n for b in banned)) == []

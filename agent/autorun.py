@@ -13,7 +13,8 @@ each market a loop follows the windows the feed discovers:
   guard refuses after it anyway);
 * after the close the window is settled: in paper mode from the outcome the feed received
   (the venue's close price or ``market_resolved``), in live mode from the venue's resolution
-  (``LiveSession.settle_due``), and journaled.
+  (``LiveSession.settle_due``: fills final on chain only), and journaled; winning positions
+  are then redeemed exactly once (paper: a ledger entry; live: ``LiveSession.redeem_due``).
 
 The graph is compiled with the SQLite checkpointer; every window is one thread (thread id =
 market slug), so each decision of a window is a checkpointed run of that thread and can be
@@ -24,7 +25,8 @@ execution) whether the window was already entered; an interrupted decision is ne
 
 Live mode only through ``resolve_mode`` and ``LiveSession``: the session connects and
 reconciles before the first decision; an order whose outcome is unknown is reconciled before
-the next decision (never resent), and while any stays unresolved no decision runs.
+the next decision (never resent), and while any stays unresolved no decision runs.  After a
+feed reconnect, orders and trades are read again before the next decision.
 """
 
 from __future__ import annotations
@@ -218,6 +220,8 @@ class AutoRunner:
         self._windows_done = 0
         # agent.web.services.RunServices while running (the dashboard's port, the notifier).
         self.services: Any = None
+        # Feed reconnects already followed by a re-read of orders and trades (live).
+        self._reconnects_seen = 0
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -464,10 +468,27 @@ class AutoRunner:
                    if hit]
         return "+".join(sources) if sources else None
 
+    def _feed_reconnects(self) -> int:
+        return sum(int(c.get("reconnects", 0)) for f in self.feeds.values()
+                   for c in f.health().values())
+
     async def _orders_resolved(self) -> bool:
-        """Live: an order with an unknown outcome is reconciled first; fail closed if not."""
+        """Live: an order with an unknown outcome is reconciled first; fail closed if not.
+
+        After any reconnect, orders and trades are read again (the user stream does not
+        replay what was missed) before the next decision."""
         if self.session is None or self.session.broker is None:
             return True
+        reconnects = self._feed_reconnects()
+        if reconnects > self._reconnects_seen:
+            report = await asyncio.to_thread(self.session.reread)
+            self.counters.reconciliations += 1
+            if not report.ok:
+                log.warning("reread_not_clean", unresolved=report.unresolved,
+                            discrepancies=report.discrepancies[:5],
+                            note="no decision until the venue and the journal agree")
+                return False
+            self._reconnects_seen = reconnects
         pending = self.journal.pending_intents(account=self.account, include_errors=True)
         if not pending:
             return True
@@ -560,6 +581,10 @@ class AutoRunner:
         log.info("settlement", market_id=window.market_id, outcome=outcome.outcome,
                  source=outcome.source, positions=len(positions),
                  pnl_usd=round(sum(p.pnl_usd for p in positions), 6))
+        # Paper winnings are redeemed at once: a ledger entry (exactly once, journaled).
+        from tools.redemption import PaperRedeemer, redeem_due
+
+        redeem_due(self.journal, PaperRedeemer(), account=self.account, now=self.clock.now())
 
     async def _live_settle_loop(self) -> None:
         while True:
@@ -575,6 +600,10 @@ class AutoRunner:
             log.warning("settle_sweep_failed", error=f"{type(exc).__name__}: {exc}")
             return
         await self._settled(positions)
+        try:  # winning positions redeemed after settlement, exactly once, retried if failed
+            await asyncio.to_thread(self.session.redeem_due)
+        except Exception as exc:
+            log.warning("redeem_sweep_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def _settled(self, positions: list[SettledPosition]) -> None:
         self._count_settled(positions)

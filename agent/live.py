@@ -13,8 +13,11 @@ guard refuses live entries without the confirmation as a second line of defence.
 
 ``LiveSession.start()`` then: builds the broker (the key goes straight into it), connects
 (API credentials derived once if not configured, venue clock, version, balance and allowance),
-and reconciles the journal with the venue.  Only a clean reconciliation makes the session
-``ready``; ``context()`` refuses before that, so no decision can run first.
+and reconciles the journal with the venue (orders, then trades: provisional fills re-checked,
+ghost fills adopted).  Only a clean reconciliation makes the session ``ready``; ``context()``
+refuses before that, so no decision can run first.  ``reread()`` does the same after a
+reconnect; ``settle_due()`` and ``redeem_due()`` settle resolved windows (fills final on
+chain only) and redeem their winning positions exactly once.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from graphs.context import Context
 from tools.journal import Journal, SettledPosition
 from tools.polymarket.broker import LiveClobBroker, StartupCheck
 from tools.polymarket.orders import LiveSetupError
-from tools.polymarket.reconcile import ReconcileReport, reconcile
+from tools.polymarket.reconcile import ReconcileReport, recheck_provisional, reconcile
 from tools.polymarket.settlement import settle_resolved
+from tools.redemption import Redeemer, RedeemReport, redeem_due
 
 log = get_logger("updown.live")
 
@@ -111,6 +115,8 @@ class LiveSession:
         self.broker: LiveClobBroker | None = None
         self.startup: StartupCheck | None = None
         self.reconciliation: ReconcileReport | None = None
+        # Who pays winnings out (the SDK adapter, built on first use; tests inject one).
+        self.redeemer: Redeemer | None = broker_kw.pop("redeemer", None)
 
     @property
     def ready(self) -> bool:
@@ -152,18 +158,60 @@ class LiveSession:
                        run_id=run_id, broker=self.broker, clock=self.clock,
                        stop_file=str(self.settings.stop_file), **kw)
 
+    def reread(self) -> ReconcileReport:
+        """Orders and trades read again (after a reconnect: the user stream does not replay
+        what was missed); the session is ready again only if the result is clean."""
+        if self.broker is None:
+            raise LiveSetupError("live session not started")
+        report = reconcile(self.journal, self.broker, account=self.account, clock=self.clock)
+        self.reconciliation = report
+        log.info("live_session_reread", account=self.account, ok=report.ok,
+                 failed_fills=len(report.failed_fills), adopted=len(report.adopted_fills))
+        return report
+
     def settle_due(self) -> list[SettledPosition]:
-        """Settle every window of this account the venue has resolved."""
+        """Re-check provisional fills, then settle every window of this account the venue
+        has resolved (only fills final on chain are settled)."""
         if self.broker is None:
             raise LiveSetupError("live session not started")
         from core.fees import dated_fee_schedule
 
         broker = self.broker
         now = self.clock.now()
+        recheck_provisional(self.journal, broker, account=self.account, now=now)
         return settle_resolved(
             self.journal,
             lambda market_id: broker.market(market_id, fallback_fees=dated_fee_schedule(now)),
             account=self.account, now=now)
+
+    def redeem_due(self) -> RedeemReport:
+        """Redeem every winning position of this account not redeemed yet (exactly once)."""
+        if self.broker is None:
+            raise LiveSetupError("live session not started")
+        if self.redeemer is None:
+            self.redeemer = self._sdk_redeemer()
+        return redeem_due(self.journal, self.redeemer, account=self.account,
+                          now=self.clock.now())
+
+    def _sdk_redeemer(self) -> Redeemer:
+        """The official SDK's client for the wallet (redemption goes through its relayer)."""
+        from polymarket import SecureClient
+
+        from core.fees import dated_fee_schedule
+        from tools.polymarket.redeem import sdk_redeemer
+
+        key = self.settings.polymarket_private_key
+        if key is None or self.broker is None:
+            raise LiveSetupError("live redemption needs POLYMARKET_PRIVATE_KEY")
+        broker = self.broker
+        client = SecureClient.create(private_key=key.get_secret_value().strip(),
+                                     wallet=broker.funder)
+
+        def condition_of(market_id: str) -> str:
+            return broker.market(market_id, fallback_fees=dated_fee_schedule(
+                self.clock.now())).condition_id
+
+        return sdk_redeemer(client, condition_of=condition_of)
 
     def close(self) -> None:
         if self.broker is not None:

@@ -1,6 +1,8 @@
 """The portfolio of one journal account (``updown portfolio``; the original ``portfolio_status``).
 
-Read-only: open positions (filled, not settled), settled positions with P&L, today's realised
+Read-only: open positions (filled and final on chain, not settled), provisional fills
+(matched, not final: exposure), fills that FAILED on chain (reversed: no position, no P&L),
+winning positions not redeemed yet, settled positions with P&L, today's realised
 P&L against the daily loss limit (after any manual reset), orders today, the losing streak and
 cooldown, orders whose outcome is still unknown, and the last reconciliation findings.  All of
 it comes from the journal; ``updown portfolio --settle`` first asks the venue which windows
@@ -16,11 +18,14 @@ from core.guard import GuardLimits
 from core.records import ExecutionReport
 from tools.journal import (
     DailyLossReset,
+    FillRecord,
     Journal,
     OrderIntent,
     ReconciliationRecord,
+    RedemptionRecord,
     SettledPosition,
 )
+from tools.journal.redemptions import OPEN_STATES
 from tools.ledger import guard_ledger
 
 
@@ -44,6 +49,16 @@ class PortfolioReport:
     max_orders_per_day: int
     resets: list[DailyLossReset] = field(default_factory=list)
     reconciliations: list[ReconciliationRecord] = field(default_factory=list)
+    # Matched at the venue, not final on chain: exposure, not yet positions.
+    provisional: list[FillRecord] = field(default_factory=list)
+    # Matches whose trades FAILED on chain: no position, no P&L, the stake back.
+    failed_fills: list[FillRecord] = field(default_factory=list)
+    # Winning positions not redeemed yet (pending, submitted or failed: retried).
+    unredeemed: list[RedemptionRecord] = field(default_factory=list)
+
+    @property
+    def unredeemed_usd(self) -> float:
+        return round(sum(r.payout_usd for r in self.unredeemed), 6)
 
     @property
     def daily_loss_halted(self) -> bool:
@@ -63,8 +78,10 @@ def build_portfolio(journal: Journal, *, account: str, limits: GuardLimits, now:
     executions = journal.executions(account=account)
     settled = journal.settlements(account=account)
     settled_ids = {p.order_id for p in settled}
-    open_positions = [e for e in executions
-                      if e.status == "filled" and e.order_id not in settled_ids]
+    provisional = journal.fills(account=account, state="provisional")
+    provisional_ids = {f.order_id for f in provisional}
+    open_positions = [e for e in executions if e.status == "filled"
+                      and e.order_id not in settled_ids and e.order_id not in provisional_ids]
     intents = journal.intents(account=account)
     unknown = journal.pending_intents(account=account, include_errors=True)
     view = guard_ledger(journal, account=account, now=now)
@@ -85,6 +102,9 @@ def build_portfolio(journal: Journal, *, account: str, limits: GuardLimits, now:
         max_orders_per_day=limits.max_orders_per_day,
         resets=journal.daily_loss_resets(account=account),
         reconciliations=journal.reconciliations(account=account)[-10:],
+        provisional=provisional,
+        failed_fills=journal.fills(account=account, state="failed"),
+        unredeemed=journal.redemptions(account=account, states=OPEN_STATES),
     )
 
 
@@ -110,4 +130,17 @@ def portfolio_json(report: PortfolioReport) -> dict[str, object]:
         "daily_loss_resets": [{"reset_ts": r.reset_ts, "note": r.note} for r in report.resets],
         "reconciliations": [{"order_id": r.order_id, "outcome": r.outcome, "detail": r.detail,
                              "ts": r.ts} for r in report.reconciliations],
+        "provisional_fills": [_fill_json(f) for f in report.provisional],
+        "failed_fills": [_fill_json(f) for f in report.failed_fills],
+        "unredeemed": [{"order_id": r.order_id, "market_id": r.market_id, "shares": r.shares,
+                        "payout_usd": r.payout_usd, "state": r.state, "attempts": r.attempts,
+                        "detail": r.detail} for r in report.unredeemed],
+        "unredeemed_usd": report.unredeemed_usd,
     }
+
+
+def _fill_json(f: FillRecord) -> dict[str, object]:
+    return {"order_id": f.order_id, "market_id": f.market_id, "state": f.state,
+            "matched_shares": f.matched_shares, "matched_cost_usd": round(
+                f.matched_notional_usd + f.matched_fee_usd, 6),
+            "matched_ts": f.matched_ts, "final_ts": f.final_ts, "detail": f.detail}

@@ -24,6 +24,7 @@ from agent.cli import (
     journal,
     market_data,
     money,
+    redeem,
     run,
     windows,
 )
@@ -60,6 +61,7 @@ run.register(app)
 evaluate.register(app)
 market_data.register(app)
 money.register(app)
+redeem.register(app)
 journal.register(app)
 windows.register(app)
 explain.register(app)

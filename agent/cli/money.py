@@ -113,6 +113,10 @@ def portfolio(
             ("losing streak", str(r.consecutive_losses)
              + (f", cooling down until {_ts(r.cooldown_until)}" if r.cooldown_until else "")),
             ("outcome unknown", ", ".join(i.order_id for i in r.unknown) or "none"),
+            ("provisional fills", f"{len(r.provisional)} (matched, not final on chain)"),
+            ("failed fills", f"{len(r.failed_fills)} (failed on chain: no position, no P&L)"),
+            ("unredeemed winnings", f"{r.unredeemed_usd:.2f} USDC in {len(r.unredeemed)} "
+                                    "position(s) (updown redeem)"),
         ]
         if r.resets:
             rows.append(("last daily-loss reset", f"{_ts(r.resets[-1].reset_ts)} "
@@ -136,6 +140,9 @@ def portfolio(
                 table.add_row(p.market_id, p.side, p.outcome, f"{p.shares:.2f}",
                               f"{p.pnl_usd:+.2f}", _ts(p.settled_ts))
             out.print(table)
+        for f in r.failed_fills:
+            out.print(f"[yellow]fill failed on chain[/]: {f.order_id} {f.market_id} "
+                      f"{f.matched_shares:.2f} shares: {f.detail or ''}", highlight=False)
         problems = [x for x in r.reconciliations if x.outcome in ("unresolved", "discrepancy")]
         for x in problems:
             out.print(f"[yellow]reconciliation {x.outcome}[/]: {x.order_id or ''} {x.detail}",

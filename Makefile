@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATASET ?= data/recorded/pm15m_20251226_coinbase1m
 
-.PHONY: setup run test lint typecheck bench bench-analysts bench-feeds bench-dashboard soak dev clean
+.PHONY: setup run test lint typecheck bench bench-analysts bench-feeds bench-dashboard bench-latency soak dev clean
 
 $(UV):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
@@ -65,3 +65,7 @@ dev: setup
 
 clean:
 	rm -rf $(VENV) $(BOOT) .pytest_cache .mypy_cache .ruff_cache
+
+## bench-latency: maker latency on loopback (trade -> cancel, decision -> order on the wire)
+bench-latency: setup
+	$(BIN)/python -m agent.bench.latency

@@ -27,8 +27,10 @@ from typing import Any, Protocol, cast
 from core.clock import ReplayClock
 from core.guard import GuardLimits
 from core.logs import get_logger
+from core.maker import ExecutionStyle, MakerParams, maker_params
 from core.settings import Settings
 from core.snapshot import MarketSnapshot
+from evals.maker_replay import DeskDriver
 from feeds.recorded import Outcome, RecordedMarket
 from feeds.replay import CoverageGap, ReplayFeed
 from graphs.context import Context
@@ -36,6 +38,7 @@ from graphs.graph import RECURSION_LIMIT, compile_graph
 from graphs.state import AgentState
 from tools.decision_log import DecisionLog, snapshot_fields
 from tools.journal import Journal, RunSummary, SettledPosition
+from tools.paper_broker import PaperBroker
 from tools.sentiment import embedded_sentiment
 
 log = get_logger("updown.runner")
@@ -132,6 +135,8 @@ class ReplayRunner:
         chat_model: Any = None,
         journal_decisions: bool = True,
         reflector: Any = None,
+        execution_style: ExecutionStyle | None = None,
+        maker: MakerParams | None = None,
     ) -> None:
         """``keep_deciding``: decide at every decision time even after a window's entry (the
         guard refuses a second entry), so every decision point has a forecast to score.
@@ -173,6 +178,11 @@ class ReplayRunner:
         self.chat_model = chat_model
         self.journal_decisions = journal_decisions
         self.reflector = reflector
+        # EXECUTION_STYLE: a maker style rests orders from a maker desk (evals.maker_replay),
+        # stepped through every recorded book between decisions; ``maker`` overrides params.
+        self.execution_style: ExecutionStyle = execution_style or settings.execution_style
+        self.maker_params = maker or maker_params(settings)
+        self.desk: DeskDriver | None = None
         # Replays are paper by construction, on derived prices to beat (GuardLimits.for_replay).
         self.limits = GuardLimits.for_replay(settings)
         self.graph = compile_graph()
@@ -207,7 +217,8 @@ class ReplayRunner:
                     "use_llm": self.use_llm, "model": self.settings.openai_model,
                     "risk_appetite": self.settings.risk_level,
                     "keep_deciding": self.keep_deciding,
-                    "journal_decisions": self.journal_decisions},
+                    "journal_decisions": self.journal_decisions,
+                    "execution_style": self.execution_style},
         )
         account = self.account or f"replay:{run_id}"
         ctx = Context(account=account, limits=self.limits, risk_appetite=self.settings.risk_level,
@@ -217,7 +228,12 @@ class ReplayRunner:
                       # Replays score the recorded corpus only: live sources would see the
                       # present, not the recorded past.
                       sentiment=embedded_sentiment(self.settings.sentiment_lookback_s),
-                      lessons=self.reflector)
+                      lessons=self.reflector, execution_style=self.execution_style)
+        if self.execution_style != "taker":
+            self.desk = DeskDriver.build(
+                self.feed, markets, style=self.execution_style, params=self.maker_params,
+                limits=self.limits, journal=self.journal, account=account, run_id=run_id,
+                stop_file=ctx.kill_switch, taker=cast(PaperBroker, ctx.order_broker))
         for gap in self.skipped_windows:
             log.warning("window_skipped", market_id=gap.market_id, reason=gap.reason,
                         detail=gap.detail)
@@ -226,8 +242,12 @@ class ReplayRunner:
         entered: set[int] = set()
         for t, kind, index in self._timeline():
             market = markets[index]
+            if self.desk is not None:
+                self.desk.advance_to(t)
             if kind == 0:
                 clock.advance_to(max(clock.now(), t))
+                if self.desk is not None:
+                    self.desk.close(market.market_id, clock.now())
                 settled = self._settle(market, account, clock.now())
                 if self.reflector is not None and settled is not None:
                     await self.reflector.on_settled(settled, journal=self.journal)
@@ -241,6 +261,9 @@ class ReplayRunner:
             latency_s = time.perf_counter() - started
             decisions += 1
             decided_by[state["trader"].decided_by] += 1
+            resting = None if self.desk is None else self.desk.after_decision(
+                snapshot=state["snapshot"], fair=state.get("fair_value"), trader=state["trader"],
+                risk=state.get("risk"), decision_id=state["decision_id"], now=t)
             llm_calls += sum(1 for rec in (state["risk"], state["trader"])
                              if rec.llm_usage is not None)
             verdict = state["verdict"]
@@ -249,6 +272,9 @@ class ReplayRunner:
                     "kind": "dataset", "dataset": self.feed.dataset.name,
                     "path": str(self.feed.dataset.path.resolve()),
                     "market_id": market.market_id, "as_of": t})
+                record["execution_style"] = self.execution_style
+                if resting is not None:
+                    record["resting"] = resting.model_dump(mode="json")
                 if self.journal_decisions:
                     self.journal.record_decision(
                         run_id=run_id, decision_id=state["decision_id"],
@@ -272,6 +298,10 @@ class ReplayRunner:
                 self.observer(DecisionEvent(index, len(markets), state, latency_s))
             if execution is not None and execution.status == "filled":
                 entered.add(index)
+            if self.desk is not None and self.desk.entered(market.market_id):
+                entered.add(index)
+        if self.desk is not None:
+            self.desk.finish(clock.now())
         self.journal.finish_run(run_id, ended_ts=clock.now())
         return ReplayReport(
             run_id=run_id, account=account, dataset=self.feed.dataset.name,

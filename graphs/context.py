@@ -78,6 +78,9 @@ class Context:
     # When set, the guard judges by this ledger instead of reading the journal: a re-run of a
     # logged decision (``updown explain``) uses the ledger recorded in its verdict.
     ledger: SkipJsonSchema[LedgerView | None] = None
+    # EXECUTION_STYLE: "taker" sends the approved order from the execute node; a maker style
+    # leaves the order to the runner's maker desk (tools.maker), which owns resting orders.
+    execution_style: str = "taker"
 
     def __post_init__(self) -> None:
         if (self.limits is None or self.risk_appetite is None or self.use_llm is None

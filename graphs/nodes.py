@@ -220,6 +220,9 @@ async def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any
     """Send the approved order once (journal, broker and STOP file are blocking I/O)."""
     ctx = _context(runtime)
     snap = snapshot_of(state)
+    if ctx.execution_style != "taker":
+        # A maker style rests its order from the runner's desk, which owns it across ticks.
+        return {"execution": None}
 
     def send() -> ExecutionReport:
         journal, run_id = ctx.journaling()

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.records import ExecutionReport, ExecutionStatus, Verdict
+from core.records import ExecutionReport, ExecutionStatus, Side, Verdict
+from core.resting import RestingOrder
 from core.snapshot import MarketSnapshot
-from tools.broker import Broker
+from tools.broker import Broker, RestingBroker
 from tools.journal import DuplicateEntryError, Journal
+from tools.journal.resting import RestingOrders
 
 
 class NotApproved(RuntimeError):
@@ -72,3 +74,53 @@ def send_order(
     if journal is not None:
         journal.record_execution(report, ts=now)
     return report
+
+
+def resting_order_id(decision_id: str, n: int = 1) -> str:
+    """The n-th resting order a decision (or its window's upkeep) sends: distinct from the
+    taker order id so one decision's taker and maker legs never share an id."""
+    return f"{decision_id}#r{n}"
+
+
+def send_resting_order(
+    *,
+    order_id: str,
+    decision_id: str,
+    snapshot: MarketSnapshot,
+    side: Side,
+    price: float,
+    shares: float,
+    expires_at: float | None,
+    execution_style: str,
+    replaces: str | None,
+    broker: RestingBroker,
+    journal: RestingOrders | None,
+    account: str,
+    run_id: str,
+    stop_file: Path,
+    now: float,
+) -> RestingOrder | None:
+    """The resting-order path, in the same steps as ``send_order``: kill switch right before
+    sending, intent journaled first, one post-only send never retried, the answer journaled.
+
+    None when the kill switch stopped it or the send raised (the journal then says "unknown":
+    look the order up before anything else, never send it again)."""
+    if stop_file.exists():
+        return None
+    if journal is not None:
+        journal.record_intent(account=account, run_id=run_id, decision_id=decision_id,
+                              order_id=order_id, market_id=snapshot.market_id, side=side,
+                              execution_style=execution_style, price=price, shares=shares,
+                              post_only=True, expires_at=expires_at, replaces=replaces, ts=now)
+    try:
+        order = broker.place_limit_buy(order_id=order_id, snapshot=snapshot, side=side,
+                                       price=price, shares=shares, post_only=True,
+                                       expires_at=expires_at, now=now)
+    except Exception as exc:  # outcome unknown: reconcile by lookup, never resend
+        if journal is not None:
+            journal.mark_unknown(order_id, reason=f"outcome unknown ({type(exc).__name__})",
+                                 ts=now)
+        return None
+    if journal is not None:
+        journal.record_state(order, ts=now)
+    return order

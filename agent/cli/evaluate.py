@@ -99,6 +99,13 @@ def eval_command(
     compare: Annotated[str | None, typer.Option(
         help="Traders side by side on the same windows, e.g. quant,llm (any of auto, quant, "
              "llm).")] = None,
+    execution: Annotated[str | None, typer.Option(
+        metavar="[taker|maker|maker_then_taker]",
+        help="Execution style to evaluate (default EXECUTION_STYLE); reports trades, fill "
+             "rate, P&L after fees and rebates with its CI, markouts and drawdown.")] = None,
+    compare_execution: Annotated[bool, typer.Option(
+        "--compare-execution",
+        help="Every execution style side by side on the same windows.")] = False,
 ) -> None:
     """Offline eval: does the agent beat the market on recorded data?"""
     if (dataset is None) == (history is None):
@@ -107,6 +114,9 @@ def eval_command(
         raise UserError(f"--trader must be auto, quant or llm (got {trader!r})")
     if history is not None:
         _history(history, window_minutes, json_out, report)
+    elif dataset is not None and (execution is not None or compare_execution):
+        _execution(dataset, execution, compare_execution, json_out, report, cadence,
+                   TRADERS[trader])
     elif dataset is not None and compare is not None:
         _compare(dataset, compare, json_out, report, cadence, workers)
     elif dataset is not None:
@@ -169,6 +179,48 @@ def _dataset(name: str, json_out: Path | None, report: Path | None, cadence: flo
     url = log_to_langsmith(summary)
     if url:
         out.print(f"LangSmith experiment: {url}")
+
+
+def _execution(name: str, execution: str | None, compare_all: bool, json_out: Path | None,
+               report: Path | None, cadence: float | None,
+               trader: Literal["auto", "quant", "llm"]) -> None:
+    from rich.table import Table
+
+    from evals.execution_compare import (
+        ExecutionInputError,
+        compare_execution,
+        comparison_html,
+        comparison_lines,
+        parse_styles,
+    )
+    from evals.runner import load_for_eval, resolve_use_llm
+
+    settings = common.settings(quiet=True)
+    try:
+        styles = parse_styles("taker,maker,maker_then_taker" if compare_all
+                              else execution or settings.execution_style)
+    except ExecutionInputError as exc:
+        raise UserError(f"--execution: {exc}") from None
+    cadence_s = cadence or settings.decision_cadence_s
+    loaded = load_for_eval(common.resolve_dataset(name), cadence_s, settings)
+    err.print(f"[bold]updown eval[/] {loaded.feed.dataset.name}: {len(loaded.feed.markets)} "
+              f"windows, execution {', '.join(styles)}", highlight=False)
+    summary = compare_execution(loaded.feed, settings, styles, cadence_s=cadence_s,
+                                use_llm=resolve_use_llm(trader, settings))
+    rows = comparison_lines(summary)
+    table = Table(title=f"execution styles, {summary['dataset']} "
+                  f"({len(summary['windows'])} windows)")
+    for col in rows[0]:
+        table.add_column(col)
+    for row in rows[1:]:
+        table.add_row(*row)
+    out.print(table)
+    if json_out is not None:
+        _write_json(json_out, summary)
+        out.print(f"json: {json_out}")
+    if report is not None:
+        _write_text(report, comparison_html(summary))
+        out.print(f"report: {report}")
 
 
 def _compare(name: str, traders: str, json_out: Path | None, report: Path | None,

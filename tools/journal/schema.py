@@ -44,7 +44,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 from tools.journal.errors import JournalError
-
+from tools.journal.resting_schema import SCHEMA_RESTING
 
 _SCHEMA_V1 = """
 CREATE TABLE runs (
@@ -205,6 +205,8 @@ INSERT INTO redemptions (order_id, account, market_id, shares, payout_usd, creat
 # Index i holds the script that migrates user_version i to i + 1.  Append, never edit: a
 # file at version i has already run every script before it.
 MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4]
+# Version 5: resting (maker) orders and their fills (``tools.journal.resting``, issue 16).
+MIGRATIONS.append(SCHEMA_RESTING)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -148,6 +148,12 @@ def test_paper_run_enters_settles_and_checkpoints(tmp_path: Path) -> None:
     assert all(r["outcome"] == "up" for r in settled)
     assert all(r["pnl_usd"] > 0 for r in settled)
     assert all(r["outcome_verified"] for r in settled)
+    # Every win is redeemed after its settlement, exactly once (paper: a ledger entry).
+    redeemed = journal_rows(journal, "SELECT market_id, state, attempts, redeemer"
+                                     " FROM redemptions WHERE account = 'paper'")
+    assert sorted(r["market_id"] for r in redeemed) == sorted(markets)
+    assert {(r["state"], r["attempts"], r["redeemer"]) for r in redeemed} == {
+        ("confirmed", 1, "paper")}
     # Each window is a LangGraph thread whose last state holds the entry.
     state = asyncio.run(checkpoint_state(tmp_path / "checkpoints.db", markets[0]))
     assert state["execution"].status == "filled"

@@ -37,6 +37,7 @@ import gc
 import math
 import os
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,8 @@ class MarketView:
     resumed_from: str | None = None
     window_decisions: int = 0
     last_decision: dict[str, Any] | None = None
+    # The window's filled entry (side, shares, price, cost_usd), for the terminal view.
+    position: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +221,12 @@ class AutoRunner:
         self._ctx: Context | None = None
         self._settling: set[asyncio.Task[Any]] = set()
         self._windows_done = 0
+        # Settled positions won/lost and the last few of them (window start, side, P&L), for
+        # the terminal view; window starts are kept for the last windows only.
+        self.wins = 0
+        self.losses = 0
+        self.recent_settled: deque[dict[str, Any]] = deque(maxlen=8)
+        self._window_starts: dict[str, float] = {}
         # agent.web.services.RunServices while running (the dashboard's port, the notifier).
         self.services: Any = None
         # Feed reconnects already followed by a re-read of orders and trades (live).
@@ -384,6 +393,9 @@ class AutoRunner:
         counters.windows += 1
         view = self.views[spec.name] = MarketView(
             market_id=window.market_id, window_start=window.start_ts, window_end=window.end_ts)
+        self._window_starts[window.market_id] = window.start_ts
+        if len(self._window_starts) > 256:
+            self._window_starts.pop(next(iter(self._window_starts)))
         config = thread_config(window.market_id)
         view.resumed_from = await self._entered_before(window, config)
         view.entered = view.resumed_from is not None
@@ -543,6 +555,10 @@ class AutoRunner:
             "confidence": trader.analysis.confidence, "approved": verdict.approved,
             "rules": rejected, "execution": execution.status if execution else None,
             "latency_ms": round(latency_s * 1000.0, 1)}
+        if execution is not None and execution.status == "filled":
+            view.position = {"side": execution.side, "shares": execution.shares,
+                             "price": execution.avg_price,
+                             "cost_usd": round(execution.notional_usd + execution.fee_usd, 6)}
         log.info("decision", decision_id=decision_id, market_id=window.market_id,
                  as_of=snapshot.as_of, decided_by=trader.decided_by,
                  decision=trader.analysis.decision, confidence=trader.analysis.confidence,
@@ -623,6 +639,14 @@ class AutoRunner:
             counters = self.counters.market(name)
             counters.settled += 1
             counters.pnl_usd = round(counters.pnl_usd + position.pnl_usd, 6)
+            won = position.side == position.outcome
+            self.wins += int(won)
+            self.losses += int(not won)
+            self.recent_settled.append({
+                "market": name, "market_id": position.market_id,
+                "window_start": self._window_starts.get(position.market_id),
+                "side": position.side, "outcome": position.outcome, "won": won,
+                "pnl_usd": round(position.pnl_usd, 6)})
 
     def _market_of(self, market_id: str) -> str | None:
         for spec in self.specs:
@@ -668,7 +692,7 @@ class AutoRunner:
                 "price_to_beat_source": view.price_to_beat_source,
                 "entered": view.entered, "resumed_from": view.resumed_from,
                 "window_decisions": view.window_decisions,
-                "last_decision": view.last_decision,
+                "last_decision": view.last_decision, "position": view.position,
                 "price": live.btc_price, "price_age_s": _round(live.btc_price_age_s),
                 "reference_age_s": _round(live.reference_age_s),
                 "book_age_s": _round(live.book_age_s),
@@ -678,7 +702,9 @@ class AutoRunner:
                 "account": self.account, "started_ts": self.started_ts, "as_of": now,
                 "stopping": self.stop.is_set(), "rss_kb": rss_kb(),
                 "checkpoints": str(self.checkpoint_path),
-                "counters": self.counters.as_dict(), "markets": markets}
+                "counters": self.counters.as_dict(), "markets": markets,
+                "settled": {"wins": self.wins, "losses": self.losses,
+                            "recent": list(self.recent_settled)}}
 
     def _write_status(self, *, final: bool = False) -> None:
         document = self.status_document()

@@ -182,6 +182,8 @@ class Settings(BaseSettings):
     ai_decision_log_path: Path = Path("logs/decisions.jsonl")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
+    # Where log lines go while `updown run` shows its terminal view (else stderr).
+    log_file: Path = Path("logs/updown.log")
 
     @field_validator("markets")
     @classmethod

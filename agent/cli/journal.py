@@ -84,10 +84,13 @@ def _reading(journal: Path | None) -> Iterator[sqlite3.Connection]:
 
     The file is checked before ``Journal`` opens it: opening would create an empty journal.
     """
-    from core.settings import load_settings
+    from agent.cli import common
     from tools.journal import Journal, JournalError
 
-    path = journal if journal is not None else load_settings().journal_path
+    # Settings are read (and validated, logging set up) as by every command, even when
+    # --journal makes JOURNAL_PATH unneeded.
+    settings = common.settings(quiet=True)
+    path = journal if journal is not None else settings.journal_path
     if not path.is_file():
         raise UserError(f"journal not found: {path}"
                         + ("" if journal is not None else " (JOURNAL_PATH)"))

@@ -8,6 +8,7 @@ code 2, before the journal or decision log is written.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +18,9 @@ from rich.live import Live
 
 from agent.cli import common
 from core.errors import UserError
+from core.logs import get_logger
 
+log = get_logger("updown.run")
 out = Console()
 err = Console(stderr=True)
 
@@ -66,8 +69,10 @@ def run(
     if live or markets is not None or windows is not None or checkpoints is not None:
         raise UserError("--replay runs in paper mode over the recording: --live, --markets, "
                         "--windows and --checkpoints are for live runs")
+    from agent.limit_notice import LimitWatch
     from agent.view import ReplayView, summary_table
-    from evals.replay_runner import ReplayRunner
+    from core.guard import GuardLimits
+    from evals.replay_runner import DecisionEvent, ReplayRunner
     from feeds.recorded import load_dataset
     from feeds.replay import ReplayFeed
     from tools.decision_log import DecisionLog
@@ -77,21 +82,48 @@ def run(
     settings = common.settings()
     # Validate everything before the journal or log is opened: bad input writes nothing.
     dataset = load_dataset(common.resolve_dataset(replay))
-    feed = ReplayFeed(dataset)
+    cadence_s = cadence or settings.decision_cadence_s
+    # Coverage at the run's cadence, as `updown eval` checks it: a window whose recording
+    # does not cover its decision times is left out with its reason, never half-replayed.
+    feed = ReplayFeed(dataset, cadence_s=cadence_s, max_price_age_s=settings.max_price_age_s)
     if not feed.markets:
-        raise UserError(f"dataset {dataset.name}: no replayable window "
-                        f"(skipped: {feed.skipped or 'none'})")
+        skipped = ", ".join(f"{k} {v}" for k, v in sorted(feed.skipped.items())) or "none"
+        first = f"; first: {feed.skipped_windows[0].detail}" if feed.skipped_windows else ""
+        raise UserError(f"dataset {dataset.name}: no usable window at a {cadence_s:g}s "
+                        f"cadence (skipped: {skipped}){first}")
     if not dataset.has_book:
         raise UserError(f"dataset {dataset.name} has no book.csv: nothing to trade against "
                         "(use `updown eval` for forecast-only scoring)")
-    cadence_s = cadence or settings.decision_cadence_s
     journal_path = journal or settings.journal_path
     log_path = decision_log or settings.ai_decision_log_path
+    view_on = view and out.is_terminal
+    watch = LimitWatch([m.start_ts for m in feed.markets], GuardLimits.for_replay(settings))
 
-    live_view = ReplayView(len(feed.markets)) if view and out.is_terminal else None
-    with Journal(journal_path) as jr, DecisionLog(log_path) as dlog:
+    with contextlib.ExitStack() as stack:
+        log_file = _route_logs(stack, settings, view_on)
+        live_view = (ReplayView(feed.markets, dataset=dataset.name, log_file=log_file,
+                                rows=max(6, out.size.height - 8), width=out.size.width)
+                     if view_on else None)
+
+        def on_decision(event: DecisionEvent) -> None:
+            stop = watch.observe(event.state["verdict"], window_index=event.window_index,
+                                 as_of=event.state["snapshot"].as_of)
+            if live_view is not None:
+                live_view.update(event)
+            if stop is None:
+                return
+            log.warning("trading_stopped", rule=stop.rule, window=stop.window_number,
+                        as_of=stop.as_of, note=stop.sentence)
+            if live_view is not None:
+                live_view.notice(stop.sentence)
+            else:
+                out.print(stop.sentence, markup=False, highlight=False, soft_wrap=True)
+
+        jr = stack.enter_context(Journal(journal_path))
+        dlog = stack.enter_context(DecisionLog(log_path))
         runner = ReplayRunner(feed, settings, journal=jr, decision_log=dlog, cadence_s=cadence_s,
-                              speed=speed, observer=live_view.update if live_view else None,
+                              speed=speed, observer=on_decision,
+                              on_settlement=live_view.settle if live_view else None,
                               reflector=reflector_for(settings, journal_path))
         mode = "LLM " + settings.openai_model if runner.use_llm else "deterministic policy"
         out.print(f"[bold]updown[/] replay of [cyan]{dataset.name}[/]: {len(feed.markets)} "
@@ -106,6 +138,24 @@ def run(
             report = runner.run()
     out.print(summary_table(report))
     out.print(f"journal: {journal_path}  (run {report.run_id})   decision log: {log_path}")
+    if log_file is not None:
+        out.print(f"log: {log_file}")
+
+
+def _route_logs(stack: contextlib.ExitStack, settings: Any, view_on: bool) -> Path | None:
+    """With the terminal view on, log lines go to LOG_FILE (they would scroll over the view)
+    until the run ends; otherwise to stderr.  The file's path, or None."""
+    if not view_on:
+        return None
+    from core.logs import routed_to_file
+
+    try:
+        stack.enter_context(routed_to_file(settings.log_file))
+    except OSError as exc:
+        raise UserError(f"LOG_FILE {settings.log_file}: cannot write the log "
+                        f"({exc.strerror or exc})") from None
+    path: Path = settings.log_file
+    return path
 
 
 def _run_live(*, cadence: float | None, journal: Path | None, decision_log: Path | None,
@@ -135,12 +185,14 @@ def _run_live(*, cadence: float | None, journal: Path | None, decision_log: Path
     journal_path = journal or settings.journal_path
     checkpoint_path = checkpoints or settings.checkpoint_path
     dashboard = None
-    if view and out.is_terminal:
-        from agent.dashboard import Dashboard
+    with contextlib.ExitStack() as stack:
+        if view and out.is_terminal:
+            from agent.dashboard import Dashboard
 
-        dashboard = Dashboard()
-    with Journal(journal_path) as jr, DecisionLog(decision_log or settings.ai_decision_log_path
-                                                  ) as dlog:
+            dashboard = Dashboard(log_file=_route_logs(stack, settings, True),
+                                  limits=mode.limits(settings))
+        jr = stack.enter_context(Journal(journal_path))
+        dlog = stack.enter_context(DecisionLog(decision_log or settings.ai_decision_log_path))
         runner = AutoRunner(settings, specs, mode, journal=jr, decision_log=dlog,
                             checkpoint_path=checkpoint_path, options=options,
                             on_status=dashboard.update if dashboard else None)
@@ -150,6 +202,8 @@ def _run_live(*, cadence: float | None, journal: Path | None, decision_log: Path
               f"{totals.get('decisions', 0)} decisions, {totals.get('fills', 0)} fills, "
               f"P&L {totals.get('pnl_usd', 0.0):+.2f} USDC; journal {journal_path}, "
               f"checkpoints {checkpoint_path}", markup=False, highlight=False)
+    if dashboard is not None and dashboard.log_file is not None:
+        out.print(f"log: {dashboard.log_file}", markup=False, highlight=False)
     if report.unresolved_orders:
         raise UserError(f"{len(report.unresolved_orders)} order(s) with unknown outcome: "
                         "run `updown portfolio` to reconcile before trading again")
@@ -182,9 +236,7 @@ def _serve(runner: Any, dashboard: Any) -> Any:
 
     if dashboard is None:
         return asyncio.run(main())
-    from agent.dashboard import render
-
-    with Live(render({}), console=out, refresh_per_second=4) as display:
+    with Live(dashboard.render({}), console=out, refresh_per_second=4) as display:
         dashboard.attach(display)
         return asyncio.run(main())
 

@@ -363,6 +363,7 @@ def test_dashboard_renders_a_status_document() -> None:
                                    "settled": 1, "pnl_usd": 4.5, "llm_calls": 0,
                                    "llm_usd": 0.0}},
            "markets": {"btc-15m": {"market_id": "btc-updown-15m-1800000000",
+                                   "window_start": 1_800_000_000.0,
                                    "time_to_close_s": 120.0, "price": 100_010.0,
                                    "price_to_beat": 100_000.0, "price_to_beat_verified": True,
                                    "entered": True, "resumed_from": "journal",
@@ -375,7 +376,7 @@ def test_dashboard_renders_a_status_document() -> None:
     console = Console(width=200, record=True)
     console.print(render(doc))
     text = console.export_text()
-    assert "btc-updown-15m-1800000000" in text
+    assert "08:00" in text  # the window as a UTC time of day, not the slug's epoch
     assert "up 80% approved -> filled" in text
-    assert "yes (journal)" in text
+    assert "entered (journal)" in text
     assert "P&L +4.50 USDC" in text

@@ -42,6 +42,22 @@ def assert_clean_failure(proc: subprocess.CompletedProcess[str], *needles: str) 
         assert needle in lines[0]
 
 
+def summary_rows(stdout: str) -> dict[str, str]:
+    """The replay summary table as {metric: value} (a value wrapped over rows rejoined)."""
+    rows: dict[str, str] = {}
+    key = ""
+    for line in stdout.splitlines():
+        if not line.startswith("│"):
+            continue
+        name, value = (cell.strip() for cell in line.strip().strip("│").split("│"))
+        if name:
+            key = name
+            rows[key] = value
+        else:
+            rows[key] += " " + value
+    return rows
+
+
 def test_replay_runs_and_journal_matches_decision_log(tmp_path: Path) -> None:
     journal, log, opts = outputs(tmp_path)
     proc = updown("run", "--replay", str(EMBEDDED), "--cadence", "60", *opts, cwd=tmp_path)
@@ -141,3 +157,46 @@ def test_missing_column_is_named(tmp_path: Path, column: str) -> None:
                   str(tmp_path / "j.db"), cwd=tmp_path)
     assert_clean_failure(proc, "prices.csv.gz", column)
     assert not (tmp_path / "j.db").exists()
+
+
+def test_make_run_says_when_the_daily_order_cap_ends_trading(tmp_path: Path) -> None:
+    """`make run`'s replay at the demo's limits: the summary figures and the one line saying
+    why the last 8 windows were not traded.  Without the view, logs go to stderr."""
+    _, _, opts = outputs(tmp_path)
+    log_file = tmp_path / "logs" / "updown.log"
+    proc = updown("run", "--replay", str(EMBEDDED), *opts, cwd=tmp_path,
+                  env={"LOG_FILE": str(log_file)})
+    assert proc.returncode == 0, proc.stderr
+    summary = summary_rows(proc.stdout)
+    assert (summary["decisions"], summary["trades filled"], summary["P&L after fees (USDC)"],
+            summary["guard rejections"]) == (
+        "366", "24", "+6.51", "daily_orders 191, confidence 164, economics 130, timing 2")
+    sentence = ("trading stopped at window 25 of 32 (16:30 UTC): daily order cap reached "
+                "(MAX_ORDERS_PER_DAY=24); the 32 recorded windows fall on one UTC day — run "
+                "with MAX_ORDERS_PER_DAY=32 to trade them all")
+    assert [line for line in proc.stdout.splitlines() if "trading stopped" in line] == [sentence]
+    assert sentence in (ROOT / "README.md").read_text()
+    # --no-view: the log lines on stderr as always, no log file.
+    assert proc.stderr.count("decision_id=") == 366
+    assert "trading_stopped" in proc.stderr
+    assert not log_file.exists()
+
+
+def test_replay_without_a_usable_window_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """A recording whose prices stop 5 minutes into its first window covers no decision
+    times: nothing to replay, said in one line, nothing written."""
+    short = tmp_path / "short"
+    shutil.copytree(EMBEDDED, short)
+    first_start = 1766745000.0
+    with gzip.open(EMBEDDED / "prices.csv.gz", "rt") as f:
+        lines = f.read().splitlines()
+    kept = [lines[0]] + [line for line in lines[1:]
+                         if float(line.split(",")[0]) < first_start + 300.0]
+    with gzip.open(short / "prices.csv.gz", "wt") as f:
+        f.write("\n".join(kept) + "\n")
+    journal, log, opts = outputs(tmp_path)
+    proc = updown("run", "--replay", str(short), *opts, cwd=tmp_path)
+    assert_clean_failure(proc, "dataset short: no usable window at a 30s cadence",
+                         "price_ends_early 32")
+    assert not journal.exists()
+    assert not log.exists()

@@ -26,6 +26,13 @@ def _num(value: Any, fmt: str = "{:.2f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def _price(value: Any) -> str:
+    """BTC in whole dollars (cents are noise at that size), smaller assets with cents."""
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if abs(float(value)) >= 10_000 else f"{value:,.2f}"
+
+
 def _spans_days(doc: dict[str, Any]) -> bool:
     started, now = doc.get("started_ts"), doc.get("as_of")
     if not started or not now:
@@ -70,35 +77,44 @@ def render(doc: dict[str, Any], *, log_file: Path | None = None,
     totals = doc.get("counters", {}).get("totals", {})
     settled = doc.get("settled") or {}
     pnl = float(totals.get("pnl_usd", 0.0))
-    head = Text("P&L ")
+    head = Text()
+    head.append(title, style="bold")
+    head.append("\nP&L ")
     head.append(f"{pnl:+.2f} USDC", style="bold green" if pnl >= 0 else "bold red")
     head.append(f"   won {settled.get('wins', 0)}  lost {settled.get('losses', 0)}   "
                 f"fills {totals.get('fills', 0)}")
-    table = Table(title=title, expand=False)
-    for col in ("market", "window", "to close", "price", "to beat", "position", "decisions",
-                "last decision", "ages p/r/b s"):
-        table.add_column(col, justify="right" if col in ("to close", "price", "to beat",
-                                                         "decisions") else "left")
+    # One line per market (about 110 columns; narrower, long cells end in an ellipsis).
+    table = Table(box=None, expand=False, pad_edge=False, header_style="bold underline")
+    for col in ("market", "window", "to close", "price", "to beat", "position", "n",
+                "last decision", "ages p/r/b"):
+        table.add_column(col, justify="right" if col in ("to close", "price", "to beat", "n")
+                         else "left", no_wrap=True, overflow="ellipsis")
+    unverified = False
     stopped: list[str] = []
     for name, m in doc.get("markets", {}).items():
         last = m.get("last_decision") or {}
-        decision = "-" if not last else (
-            f"{last.get('decision')} {last.get('confidence')}% "
-            f"{'approved' if last.get('approved') else ','.join(last.get('rules') or []) or 'hold'}"
-            f"{' -> ' + last['execution'] if last.get('execution') else ''}")
+        if not last:
+            decision = "-"
+        elif last.get("approved"):
+            decision = (f"{last.get('decision')} {last.get('confidence')}% -> "
+                        f"{last.get('execution') or 'approved'}")
+        else:
+            decision = (f"{last.get('decision')} {last.get('confidence')}% "
+                        f"{','.join(last.get('rules') or []) or 'hold'}")
         rule = limit_rule(last.get("rules") or [])
         if rule is not None and limits is not None:
             stopped.append(f"{name}: trading stopped, {limit_reason(rule, limits)}")
-        ptb = _num(m.get("price_to_beat"))
+        ptb = _price(m.get("price_to_beat"))
         if m.get("price_to_beat") is not None and not m.get("price_to_beat_verified"):
-            ptb += " (unverified)"
+            ptb += "*"
+            unverified = True
         position = _position(m.get("position"))
         if position == "-" and m.get("entered"):
             position = "entered" + (f" ({m['resumed_from']})" if m.get("resumed_from") else "")
         ages = "/".join(_num(m.get(k), "{:.1f}") for k in ("price_age_s", "reference_age_s",
                                                            "book_age_s"))
         table.add_row(name, _window(m.get("window_start"), with_date),
-                      _num(m.get("time_to_close_s"), "{:.0f}s"), _num(m.get("price")), ptb,
+                      _num(m.get("time_to_close_s"), "{:.0f}s"), _price(m.get("price")), ptb,
                       position, str(m.get("window_decisions", 0)), decision, ages)
     rss = doc.get("rss_kb")
     line = Text(
@@ -108,6 +124,8 @@ def render(doc: dict[str, Any], *, log_file: Path | None = None,
         f"LLM {totals.get('llm_calls', 0)} calls ${totals.get('llm_usd', 0.0):.4f}  "
         f"RSS {'-' if rss is None else f'{rss / 1024:.0f} MiB'}", style="dim")
     parts: list[RenderableType] = [head, table]
+    if unverified:
+        parts.append(Text("* price to beat unverified: no entry on it", style="dim"))
     settled_line = _settled_line(doc, with_date)
     if settled_line is not None:
         parts.append(settled_line)

@@ -10,7 +10,7 @@ lines go (they would scroll over the view) and, when a daily limit ended trading
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +68,8 @@ class _WindowRow:
     """What the view knows about one window so far."""
 
     decisions: int = 0
-    cells: tuple[str, ...] = ()
+    # The last decision's market columns, by column name.
+    cells: dict[str, str] = field(default_factory=dict)
     decision: str = ""
     guard: str = ""
     position: _Position | None = None
@@ -135,8 +136,9 @@ class ReplayView:
         vs_beat = None if beat is None else snap.price - beat
         asks = f"{_fmt(snap.up.ask if snap.up else None, '.2f')}/" \
                f"{_fmt(snap.down.ask if snap.down else None, '.2f')}"
-        row.cells = (_clock(snap.time_to_close_s), f"{snap.price:,.0f}",
-                     _fmt(vs_beat, "+,.0f"), _fmt(fair.fair_up if fair else None, ".2f"), asks)
+        row.cells = {"to close": _clock(snap.time_to_close_s), "BTC": f"{snap.price:,.0f}",
+                     "vs beat": _fmt(vs_beat, "+,.0f"),
+                     "P(up)": _fmt(fair.fair_up if fair else None, ".2f"), "asks": asks}
         self._refresh()
 
     def settle(self, event: SettlementEvent) -> None:
@@ -164,11 +166,12 @@ class ReplayView:
 
     # --- rendering -----------------------------------------------------------------------
 
-    def _position_cell(self, row: _WindowRow) -> str:
+    def _position_cell(self, row: _WindowRow, *, cost: bool) -> str:
         p = row.position
         if p is None:
             return "[dim]no trade[/]" if row.settled else ""
-        return f"{p.side} {p.shares:.2f} @ {p.price:.2f} = ${p.cost_usd:,.2f}"
+        text = f"{p.side} {p.shares:.2f} @ {p.price:.2f}"
+        return text + f" = ${p.cost_usd:,.2f}" if cost else text
 
     def _result_cell(self, row: _WindowRow) -> str:
         if not row.settled:
@@ -190,11 +193,12 @@ class ReplayView:
             text.append(f"  {utc_date(self.markets[0].start_ts)} (times UTC)")
         elif self.markets:
             text.append("  (times UTC)")
+        text.append("\n")
         if self.current is not None:
             start = self.markets[self.current].start_ts
-            text.append(f"   window {self.current + 1} of {self.windows} "
-                        f"({utc_label(start, with_date=self.with_date)})")
-        text.append("\nP&L ")
+            text.append(f"window {self.current + 1} of {self.windows} "
+                        f"({utc_label(start, with_date=self.with_date)})   ")
+        text.append("P&L ")
         text.append(f"{self.pnl_usd:+,.2f} USDC", style="bold green" if self.pnl_usd >= 0
                     else "bold red")
         text.append(f"   won {self.wins}  lost {self.losses}   trades {self.trades}   "
@@ -202,26 +206,25 @@ class ReplayView:
         return text
 
     def table(self) -> Table:
-        # No box: a column costs two spaces, so the whole row fits 120 columns.
+        # No box: a column costs two spaces, so the widest layout fits 120 columns.
         table = Table(box=None, expand=False, pad_edge=False, header_style="bold underline")
-        # Narrow terminals lose the market columns first: the trade and its result matter most.
-        market = self.width >= 110
-        columns = [("start", False), ("to close", True), ("BTC", True), ("vs beat", True)]
-        if market:
-            columns += [("P(up)", True), ("asks", True)]
-        columns += [("decision", False), ("guard", False), ("position", False),
-                    ("result", False)]
-        for col, right in columns:
-            table.add_column(col, justify="right" if right else "left", no_wrap=True,
-                             overflow="ellipsis")
+        # Narrower terminals lose the market columns first: the trade and its result matter
+        # most (about 82 columns from 90 on, 65 below).
+        wide, medium = self.width >= 110, self.width >= 90
+        market = (["to close", "BTC", "vs beat", "P(up)", "asks"] if wide
+                  else ["to close", "vs beat"] if medium else [])
+        table.add_column("start", no_wrap=True, min_width=11 if self.with_date else 5)
+        for col in market:
+            table.add_column(col, justify="right", no_wrap=True)
+        for col in ("decision", "guard", "position"):
+            table.add_column(col, no_wrap=True, overflow="ellipsis")
+        table.add_column("result", no_wrap=True, min_width=11)
         for index in sorted(self.rows)[-self.max_rows:]:
             row = self.rows[index]
             label = utc_label(self.markets[index].start_ts, with_date=self.with_date)
-            cells = row.cells or ("", "", "", "", "")
-            if not market:
-                cells = cells[:3]
             style = "bold" if index == self.current and not row.settled else None
-            table.add_row(label, *cells, row.decision, row.guard, self._position_cell(row),
+            table.add_row(label, *(row.cells.get(col, "") for col in market), row.decision,
+                          row.guard, self._position_cell(row, cost=wide),
                           self._result_cell(row), style=style)
         return table
 

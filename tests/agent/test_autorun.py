@@ -377,6 +377,6 @@ def test_dashboard_renders_a_status_document() -> None:
     console.print(render(doc))
     text = console.export_text()
     assert "08:00" in text  # the window as a UTC time of day, not the slug's epoch
-    assert "up 80% approved -> filled" in text
+    assert "up 80% -> filled" in text
     assert "entered (journal)" in text
     assert "P&L +4.50 USDC" in text

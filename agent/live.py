@@ -55,10 +55,10 @@ class TradingMode:
     confirmed: bool
     note: str = ""
 
-    def limits(self, settings: Settings, **overrides: object) -> GuardLimits:
+    def limits(self, settings: Settings) -> GuardLimits:
         """The guard's limits for this mode (the mode comes from here, not the settings)."""
         return GuardLimits.from_settings(settings, live_confirmed=self.confirmed,
-                                         mode=self.mode, **overrides)
+                                         mode=self.mode)
 
 
 def confirmation_ok(text: str | None) -> bool:
@@ -146,8 +146,8 @@ class LiveSession:
         log.info("live_session_ready", account=self.account, resolved=len(report.resolved))
         return report
 
-    def limits(self, **overrides: object) -> GuardLimits:
-        return self.mode.limits(self.settings, **overrides)
+    def limits(self) -> GuardLimits:
+        return self.mode.limits(self.settings)
 
     def context(self, *, run_id: str, **kw: Any) -> Context:
         """The graph context for live decisions; only after a clean start."""

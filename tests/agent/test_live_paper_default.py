@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ def test_thousand_decisions_without_live_settings_post_nothing(venue: FakeClob,
             run_id = jr.start_run(account="paper", mode="paper", dataset=None, config={})
             # The context a paper run builds: no broker given, so the paper broker.  The
             # daily order cap is lifted so that all 1,000 decisions are approved orders.
-            limits = mode.limits(settings, max_orders_per_day=10 * DECISIONS)
+            limits = replace(mode.limits(settings), max_orders_per_day=10 * DECISIONS)
             ctx = Context(account="paper", limits=limits, journal=jr,
                           run_id=run_id, use_llm=False, stop_file=str(tmp_path / "STOP"))
             for i, market in enumerate(markets):

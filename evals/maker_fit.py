@@ -14,14 +14,12 @@ is an assumption), ``rebate_share`` (venue.md: about 20% of taker fees on crypto
 ``cancel_last_s`` (the guard's no-entry window, 60 s), ``taker_deadline_s``, the replace rate
 limits and the exit margins (exits are off by default).
 
-Run: ``python -m evals.maker_fit [--shared ../shared/data] [--write]``.
+Run: ``updown fit maker [--shared ../shared/data] [--write]`` (``agent.cli.fit``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -81,20 +79,3 @@ def write_maker_fit(fit: dict[str, Any], path: Path = MAKER_PARAMS_PATH) -> Path
         indent=2) + "\n", encoding="utf-8")
     return path
 
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--write", action="store_true")
-    args = parser.parse_args(argv)
-    fit = run_maker_fit(args.shared)
-    sys.stdout.write(json.dumps({k: fit[k] for k in ("best", "sets", "windows")}, indent=2)
-                     + "\n")
-    for g in fit["grid"]:
-        sys.stdout.write(f"{g}\n")
-    if args.write:
-        sys.stdout.write(f"wrote {write_maker_fit(fit)}\n")
-
-
-if __name__ == "__main__":
-    main()

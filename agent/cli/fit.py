@@ -5,6 +5,9 @@
 * ``updown fit walkforward HISTORY [--write]``: the tails and the variance scale by minutes
   left, chosen on all months of the 1-minute history by the walk-forward study
   (``evals.walkforward`` through ``evals.forecast``).
+* ``updown fit maker [--shared DIR] [--write]``: the maker quote margin and replace threshold,
+  fitted on the same two recordings in the ``maker`` style (``evals.maker_fit``;
+  ``data/models/maker_v1.json``).
 
 Without ``--write`` nothing is written: the figures are printed for review.
 """
@@ -83,6 +86,34 @@ def walkforward(
                      f"walk-forward agent: {wf['overall']['agent']}\n")
     if write:
         sys.stdout.write(f"wrote {_write_walk_forward(history, wf)}\n")
+
+
+@fit_app.command("maker")
+def maker(
+    shared: Annotated[Path, typer.Option(
+        help="The shared data directory holding the fitting recordings.")]
+    = Path("../shared/data"),
+    write: Annotated[bool, typer.Option(
+        "--write", help="Store the maker parameters in data/models/maker_v1.json.")] = False,
+) -> None:
+    """Fit the maker quote margin and replace threshold on recordings that no eval scores."""
+    from evals.maker_fit import run_maker_fit, write_maker_fit
+
+    common.settings(quiet=True)
+    missing = [name for name in BLEND_INPUTS if not (shared / name).is_file()]
+    if missing:
+        raise UserError(f"--shared {shared}: missing {', '.join(missing)}")
+    fit = run_maker_fit(shared)
+    best = fit["best"]
+    sys.stdout.write(f"{fit['windows']} windows in {len(fit['sets'])} sets; best margin "
+                     f"{best['margin']} replace_threshold {best['replace_threshold']}: P&L "
+                     f"{best['pnl_usd']:+.2f} over {best['trades']} trades\n")
+    for point in fit["grid"]:
+        sys.stdout.write(f"  margin {point['margin']:.2f} threshold "
+                         f"{point['replace_threshold']:.2f}: P&L {point['pnl_usd']:+.2f}, "
+                         f"{point['trades']} trades, fill rate {point['fill_rate']}\n")
+    if write:
+        sys.stdout.write(f"wrote {write_maker_fit(fit)}\n")
 
 
 def _write_walk_forward(history: Path, wf: dict[str, Any]) -> Path:

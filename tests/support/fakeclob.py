@@ -24,6 +24,15 @@ What it checks on every request, independently of the code under test:
   (10 s) of the venue's clock without an accepted send cancels every LIVE order (checked on
   every request and by ``check_heartbeat()``).  GTC/GTD orders rest as LIVE when not filled;
   ``DELETE /cancel-all`` cancels them.
+* resting (maker) orders: a ``postOnly`` order that would cross the best ask is refused with
+  the venue's wording ("invalid post-only order: order crosses book"); a GTD ``expiration``
+  less than 180 s ahead is refused, and a LIVE GTD order is cancelled one minute before its
+  expiration (the venue's security threshold); ``DELETE /order`` and
+  ``DELETE /cancel-market-orders`` cancel one order / a market's orders and answer
+  ``{"canceled": [...], "not_canceled": {...}}``; ``GET /data/orders`` lists LIVE orders;
+  ``fill_resting(hash, shares)`` is a taker selling into a resting buy (a partial or full
+  fill at the order's price, recorded as a trade with ``maker_order_id``); ``cancel_faults``
+  makes the next cancels lose their answer (done or not done by the venue).
 
 Its ledger records every POST (accepted or not), every order and every trade, so tests can
 compare it with the journal.  Faults are queued per POST (``fake.inject(...)``) or per lookup.
@@ -213,6 +222,9 @@ class FakeOrder:
     trade_ids: list[str]
     delayed_lookups_left: int = 0
     final_status: str = "MATCHED"
+    post_only: bool = False
+    # GTD: the wire expiration (Unix s); 0 for every other order type.
+    expiration: int = 0
 
 
 @dataclass
@@ -224,6 +236,8 @@ class FakeTrade:
     price: Decimal
     shares: Decimal
     status: str = "CONFIRMED"
+    # Set when our resting order was the maker (a taker sold into it).
+    maker_order_id: str = ""
 
 
 @dataclass
@@ -413,6 +427,12 @@ class FakeClob(TradeFinalityAndRedemption):
         self.heartbeats: list[tuple[float, str, bool]] = []  # (venue time, id sent, accepted)
         self.heartbeat_expiries = 0
         self.cancelled_by_expiry: list[str] = []
+        # Resting orders: cancels whose answer is lost ("done": the venue cancelled,
+        # "not_done": it did not), GTD expiries, cancel requests seen.
+        self.cancel_faults: list[str] = []
+        self.cancel_faults_used = 0
+        self.expired_gtd: list[str] = []
+        self.cancel_requests = 0
 
     # --- setup ---
 
@@ -480,7 +500,7 @@ class FakeClob(TradeFinalityAndRedemption):
         out: dict[str, tuple[Decimal, Decimal]] = {}
         with self._lock:
             for t in self.trades:
-                if t.status == "FAILED":
+                if t.status == "FAILED" or t.maker_order_id:
                     continue
                 s, n = out.get(t.taker_order_id, (Decimal(0), Decimal(0)))
                 out[t.taker_order_id] = (s + t.shares, n + t.shares * t.price)
@@ -515,6 +535,7 @@ class FakeClob(TradeFinalityAndRedemption):
         with self._lock:
             self.requests.append((method, path))
             self.check_heartbeat()
+            self.check_gtd()
             try:
                 return self._route(method, path, query, headers, body)
             except Exception as err:  # a bug in the fake must be loud, not a silent 500
@@ -554,6 +575,12 @@ class FakeClob(TradeFinalityAndRedemption):
             return self._heartbeat(body)
         if path == "/cancel-all" and method == "DELETE":
             return Answer(200, {"canceled": self._cancel_live(), "not_canceled": {}})
+        if path == "/order" and method == "DELETE":
+            return self._cancel_answer(self._cancel_one(body))
+        if path == "/cancel-market-orders" and method == "DELETE":
+            return self._cancel_answer(self._cancel_market(body))
+        if path == "/data/orders" and method == "GET":
+            return self._open_orders(q)
         if path.startswith("/data/order/"):
             if self.lookup_failures > 0:
                 self.lookup_failures -= 1
@@ -750,14 +777,26 @@ class FakeClob(TradeFinalityAndRedemption):
         if market is None or market.closed or not market.accepting:
             return done(Answer(400, {"error": "market is closed / not accepting orders"}))
         maker, taker = int(order["makerAmount"]), int(order["takerAmount"])
-        if maker % 10_000 != 0:  # dollars beyond cents
+        order_type = str(payload.get("orderType", "FOK"))
+        # Market orders are dollars to the cent; limit orders follow the tick's precision.
+        if maker % 10_000 != 0 and order_type in ("FOK", "FAK"):
             return done(Answer(400, {"error": "invalid amount, max accuracy of 2 decimals"}))
         if Decimal(taker) / U < market.min_size:
             return done(Answer(400, {"error": f"Size lower than the minimum: {market.min_size}"}))
         if Decimal(maker) > Decimal(self.balance):
             return done(Answer(400, {"error": "not enough balance / allowance"}))
-
-        order_type = str(payload.get("orderType", "FOK"))
+        post_only = payload.get("postOnly") is True
+        expiration = int(order.get("expiration") or 0)
+        if post_only and order_type not in ("GTC", "GTD"):
+            return done(Answer(400, {"error": "invalid post-only order: only GTC and GTD"}))
+        if order_type == "GTD" and expiration < self.now() + 180:
+            return done(Answer(400, {"error": "INVALID_ORDER_EXPIRATION: invalid expiration"}))
+        if post_only:
+            asks = market.asks[str(order["tokenId"])]
+            limit = Decimal(maker) / Decimal(taker)
+            if asks and min(p for p, _ in asks) <= limit + Decimal("1e-9"):
+                return done(Answer(400, {"error": "invalid post-only order: order crosses "
+                                                  "book"}))
         kill = fault == "timeout_after_kill"
         fills = [] if kill else self._match(market, str(order["tokenId"]), maker, taker,
                                             order_type)
@@ -767,7 +806,8 @@ class FakeClob(TradeFinalityAndRedemption):
         fo = FakeOrder(order_hash=order_hash, token_id=str(order["tokenId"]),
                        order_type=order_type, maker_amount=maker, taker_amount=taker,
                        status="LIVE" if rests else "MATCHED" if fills else "CANCELED",
-                       size_matched=shares, trade_ids=[])
+                       size_matched=shares, trade_ids=[], post_only=post_only,
+                       expiration=expiration if order_type == "GTD" else 0)
         self.orders[order_hash] = fo
         for price, size in fills:
             tid = str(uuid.uuid4())
@@ -841,6 +881,104 @@ class FakeClob(TradeFinalityAndRedemption):
     def live_orders(self) -> list[str]:
         with self._lock:
             return [h for h, o in self.orders.items() if o.status == "LIVE"]
+
+    # --- resting orders: GTD expiry, cancels, fills by takers ---
+
+    def check_gtd(self) -> None:
+        """LIVE GTD orders expire one minute before their wire expiration."""
+        with self._lock:
+            for h, o in self.orders.items():
+                if o.status == "LIVE" and o.expiration and self.now() >= o.expiration - 60:
+                    o.status = "CANCELED"
+                    self.expired_gtd.append(h)
+
+    def _cancel_one(self, body: bytes) -> tuple[list[str], dict[str, str]]:
+        self.cancel_requests += 1
+        wanted = str(json.loads(body or b"{}").get("orderID", ""))
+        fo = self.orders.get(wanted)
+        if fo is None:
+            return [], {wanted: "order not found"}
+        if fo.status != "LIVE":
+            return [], {wanted: "order can't be found - already canceled or matched"}
+        fo.status = "CANCELED"
+        return [wanted], {}
+
+    def _cancel_market(self, body: bytes) -> tuple[list[str], dict[str, str]]:
+        self.cancel_requests += 1
+        condition = str(json.loads(body or b"{}").get("market", ""))
+        done = []
+        for h, o in self.orders.items():
+            m = self.market_of_token(o.token_id)
+            if o.status == "LIVE" and m is not None and m.condition_id == condition:
+                o.status = "CANCELED"
+                done.append(h)
+        return done, {}
+
+    def _cancel_answer(self, result: tuple[list[str], dict[str, str]]) -> Answer:
+        canceled, not_canceled = result
+        fault = self.cancel_faults.pop(0) if self.cancel_faults else None
+        self.cancel_faults_used += fault is not None
+        if fault == "not_done":
+            for h in canceled:  # the venue never acted on it; only the answer is lost
+                self.orders[h].status = "LIVE"
+            return Answer(0, hang=True)
+        if fault == "done":
+            return Answer(0, hang=True)
+        return Answer(200, {"canceled": canceled, "not_canceled": not_canceled})
+
+    def _open_orders(self, q: dict[str, str]) -> Answer:
+        out = []
+        for h, o in self.orders.items():
+            m = self.market_of_token(o.token_id)
+            if o.status != "LIVE" or m is None:
+                continue
+            if "market" in q and m.condition_id != q["market"]:
+                continue
+            out.append({"id": h, "status": "LIVE", "market": m.condition_id,
+                        "asset_id": o.token_id, "side": "BUY",
+                        "original_size": str(Decimal(o.taker_amount) / U),
+                        "size_matched": str(o.size_matched),
+                        "price": str((Decimal(o.maker_amount) / Decimal(o.taker_amount))
+                                     .quantize(Decimal("0.000001"))),
+                        "order_type": o.order_type, "expiration": str(o.expiration)})
+        return Answer(200, {"data": out, "next_cursor": "LTE=", "limit": 500,
+                            "count": len(out)})
+
+    def fill_resting(self, order_hash: str, shares: Decimal) -> Decimal:
+        """A taker sells ``shares`` into a LIVE resting buy at its price (partial or full);
+        the shares actually filled (0 when the order no longer rests)."""
+        with self._lock:
+            self.check_heartbeat()
+            self.check_gtd()
+            fo = self.orders.get(order_hash)
+            if fo is None or fo.status != "LIVE":
+                return Decimal(0)
+            total = Decimal(fo.taker_amount) / U
+            take = min(shares, total - fo.size_matched)
+            if take <= 0:
+                return Decimal(0)
+            price = Decimal(fo.maker_amount) / Decimal(fo.taker_amount)
+            market = self.market_of_token(fo.token_id)
+            tid = str(uuid.uuid4())
+            self.trades.append(FakeTrade(tid, "taker-" + tid[:8],
+                                         market.condition_id if market else "", fo.token_id,
+                                         price, take, self.new_trade_status(),
+                                         maker_order_id=order_hash))
+            fo.trade_ids.append(tid)
+            fo.size_matched += take
+            self.balance -= int(take * price * U)
+            if fo.size_matched >= total:
+                fo.status = "MATCHED"
+            return take
+
+    def maker_filled_by_hash(self) -> dict[str, Decimal]:
+        """order hash -> shares bought by our resting orders (non-failed trades)."""
+        out: dict[str, Decimal] = {}
+        with self._lock:
+            for t in self.trades:
+                if t.maker_order_id and t.status != "FAILED":
+                    out[t.maker_order_id] = out.get(t.maker_order_id, Decimal(0)) + t.shares
+        return out
 
     def _match(self, market: FakeMarket, token: str, maker: int, taker: int, order_type: str
                ) -> list[tuple[Decimal, Decimal]]:

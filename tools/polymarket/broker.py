@@ -276,6 +276,44 @@ class LiveClobBroker:
     def connected(self) -> bool:
         return self._http.auth is not None and self.startup is not None
 
+    # --- shared with the resting-order broker (tools.polymarket.resting): one session, one
+    # signer, one back-off state for both order paths ---
+
+    @property
+    def http(self) -> ClobHttp:
+        return self._http
+
+    @property
+    def signer(self) -> OrderSigner:
+        return self._signer
+
+    @property
+    def api_owner(self) -> str:
+        """The ``owner`` of posted orders: the API key (not a secret on its own)."""
+        return self._creds.api_key if self._creds is not None else ""
+
+    def checkpoint(self, name: str) -> None:
+        self._checkpoint(name)
+
+    def refusal(self) -> tuple[str, str] | None:
+        """Why no order may be sent now (code, detail), or None."""
+        if not self.connected:
+            return "not_connected", "broker.connect() has not succeeded"
+        if self.account_restriction is not None:
+            return "account_restricted", self.account_restriction
+        if self._monotonic() < self._blocked_until:
+            left = self._blocked_until - self._monotonic()
+            return "backing_off", (f"after {self._blocked_code}"
+                                   + ("" if math.isinf(left) else f", {left:.0f}s left"))
+        return None
+
+    def back_off(self, result: PostResult) -> None:
+        """A refusal of either order path sets the back-off of both."""
+        self._back_off(result)
+
+    def tick_size(self, token_id: str) -> Decimal:
+        return self._tick_size(token_id)
+
     # --- start ---
 
     def connect(self, *, min_balance_usd: Decimal = Decimal(1),

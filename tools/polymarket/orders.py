@@ -43,6 +43,8 @@ from eth_account.messages import encode_typed_data
 from eth_keys.datatypes import PrivateKey
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+from polymarket._internal.actions.orders.context import validate_price_on_tick_grid
+from polymarket._internal.actions.orders.limit import _compute_limit_order_amounts
 from polymarket._internal.actions.orders.orders import create_signed_order, create_unsigned_order
 from polymarket._internal.actions.orders.post import build_post_order_request
 from polymarket._internal.actions.orders.typed_data import (
@@ -181,12 +183,16 @@ class SignedBuy:
     # The "order" object of the POST body (salt, maker, signer, amounts, signature ...).
     wire_order: dict[str, Any]
     protocol_version: ProtocolVersion = "2"
+    # Limit orders only: rest without taking (the venue rejects one that would cross).
+    post_only: bool = False
 
     def body(self, *, owner: str, order_type: str) -> str:
         """The exact JSON text that is posted (and HMAC-signed) for this order: the SDK's
         payload, serialised as the SDK's transport does (compact separators)."""
-        payload = {"deferExec": False, "order": self.wire_order, "orderType": order_type,
-                   "owner": owner}
+        payload: dict[str, Any] = {"deferExec": False, "order": self.wire_order,
+                                   "orderType": order_type, "owner": owner}
+        if self.post_only:
+            payload["postOnly"] = True  # the SDK adds it last, only when set
         return json.dumps(payload, separators=(",", ":"))
 
     @property
@@ -254,10 +260,33 @@ class OrderSigner:
                         order_type: str = "FOK") -> SignedBuy:
         """Sign one market buy of ``terms.amount_usd`` dollars at prices <= the worst price."""
         maker_amount, taker_amount = buy_amounts(terms)
+        return self._sign_buy(token_id, maker_amount, taker_amount, neg_risk=neg_risk,
+                              order_type=order_type, expiration=0, post_only=False)
+
+    def sign_limit_buy(self, token_id: str, *, price: Decimal, shares: Decimal, tick: Decimal,
+                       neg_risk: bool, expiration: int, post_only: bool = True) -> SignedBuy:
+        """Sign one resting limit buy of ``shares`` at ``price``: GTD when ``expiration``
+        (Unix seconds, the venue's wire value) is set, else GTC.
+
+        The SDK's limit-order rules, not the market-order ones: the price must lie on the tick
+        grid (``validate_price_on_tick_grid``), shares are floored to the tick's size precision
+        and the dollars follow from them (``_compute_limit_order_amounts``), so the signed
+        price is exactly ``price``.  Raises the SDK's ``UserInputError`` off the grid."""
+        validate_price_on_tick_grid(price, tick, "price")
+        maker_amount, taker_amount = _compute_limit_order_amounts(
+            price=price, size=shares, side="BUY", tick_size=tick)
+        return self._sign_buy(token_id, maker_amount, taker_amount, neg_risk=neg_risk,
+                              order_type="GTD" if expiration else "GTC",
+                              expiration=expiration, post_only=post_only)
+
+    def _sign_buy(self, token_id: str, maker_amount: int, taker_amount: int, *,
+                  neg_risk: bool, order_type: str, expiration: int, post_only: bool
+                  ) -> SignedBuy:
         version = protocol_version(token_id)
         contract = exchange_address(self.chain_id, neg_risk=neg_risk, token_id=token_id)
         draft = OrderDraft(
-            chain_id=self.chain_id, exchange_address=EvmAddress(contract), expiration=0,
+            chain_id=self.chain_id, exchange_address=EvmAddress(contract),
+            expiration=expiration,
             funder_address=EvmAddress(self.funder), offered_amount=maker_amount,
             order_type=order_type,  # type: ignore[arg-type]
             side="BUY", signer=EvmAddress(self.address), requested_amount=taker_amount,
@@ -267,7 +296,7 @@ class OrderSigner:
         unsigned = dataclasses.replace(unsigned, timestamp=int(self._clock.now() * 1000))
         signature = build_order_signature(
             unsigned, HexString(self.sign_typed_data(build_order_typed_data(unsigned))))
-        signed = create_signed_order(unsigned, signature)
+        signed = create_signed_order(unsigned, signature, post_only=post_only)
         wire = build_post_order_request(signed, owner_api_key="")[1]["order"]
         if unsigned.protocol_version != version:  # the SDK and this module must agree
             raise ValueError("protocol version mismatch")
@@ -275,7 +304,8 @@ class OrderSigner:
             order_hash=order_hash(wire, chain_id=self.chain_id, verifying_contract=contract,
                                   version=version),
             token_id=token_id, maker_amount=int(wire["makerAmount"]),
-            taker_amount=int(wire["takerAmount"]), wire_order=wire, protocol_version=version)
+            taker_amount=int(wire["takerAmount"]), wire_order=wire, protocol_version=version,
+            post_only=post_only)
 
 
 class _QuietKey(PrivateKey):

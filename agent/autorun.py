@@ -47,6 +47,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.cache.memory import InMemoryCache
 
 from agent.live import LiveSession, TradingMode
+from agent.maker_live import RunnerDesk, build_runner_desk
 from agent.status import HealthServer, RunCounters, rss_kb, write_atomic
 from core.clock import Clock, SystemClock
 from core.errors import UserError
@@ -231,6 +232,12 @@ class AutoRunner:
         self.services: Any = None
         # Feed reconnects already followed by a re-read of orders and trades (live).
         self._reconnects_seen = 0
+        # EXECUTION_STYLE maker / maker_then_taker: the desk that owns resting orders, and
+        # (live) the order heartbeats that run while anything rests.
+        self._maker: RunnerDesk | None = None
+        self._beat: Any = None
+        self._beat_task: asyncio.Task[None] | None = None
+        self._book_seen: dict[str, float] = {}
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -292,14 +299,18 @@ class AutoRunner:
                     "risk_appetite": self.settings.risk_level,
                     "checkpoints": str(self.checkpoint_path)},
             started_ts=self.started_ts)
+        style = self.settings.execution_style
         if self.session is not None:
             self._ctx = self.session.context(run_id=self.run_id, use_llm=self.use_llm,
-                                             lessons=self.reflector)
+                                             lessons=self.reflector, execution_style=style)
         else:
             self._ctx = Context(account=self.account, limits=self.limits,
                                 risk_appetite=self.settings.risk_level, journal=self.journal,
                                 run_id=self.run_id, clock=self.clock, use_llm=self.use_llm,
-                                stop_file=str(self.settings.stop_file), lessons=self.reflector)
+                                stop_file=str(self.settings.stop_file), lessons=self.reflector,
+                                execution_style=style)
+        if style != "taker":
+            await self._start_maker(style)
         log.info("autorun_start", run_id=self.run_id, mode=self.mode.mode, account=self.account,
                  markets=[s.name for s in self.specs], cadence_s=self.options.cadence_s)
         health = (HealthServer(self.options.status_port, self.status_document)
@@ -324,6 +335,7 @@ class AutoRunner:
                 await self._finish_settlements()
             finally:
                 self.stop.set()
+                await self._stop_maker()
                 for task in (*loops, *self._settling, *(t for t in (sweeper,) if t)):
                     task.cancel()
                 await asyncio.gather(*loops, *self._settling,
@@ -418,6 +430,8 @@ class AutoRunner:
             if now >= window.end_ts:
                 break
             self._note_price_to_beat(spec, feed, view)
+            if self._maker is not None:
+                await self._maker_books(feed, window, view)
             if view.entered or now >= cutoff:
                 await self._pause(min(poll * 5, window.end_ts - now))
                 continue
@@ -440,6 +454,8 @@ class AutoRunner:
                     continue
                 state = await self._decide(spec, window, snapshot, config, large_move=moved)
             last_price = snapshot.price
+            if self._maker is not None:
+                await self._maker_decision(state, view)
             execution = state.get("execution")
             if execution is not None and execution.order_id == f"{state['decision_id']}#1":
                 # Whatever became of the order, the window has its one entry attempt.
@@ -450,6 +466,110 @@ class AutoRunner:
                 elif execution.status == "error":
                     counters.order_errors += 1
         self._note_price_to_beat(spec, feed, view)
+        if self._maker is not None:
+            maker = self._maker
+            async with self._money:
+                await asyncio.to_thread(maker.close_window, window.market_id,
+                                        self.clock.now())
+            self._heartbeats()
+
+    # --- maker execution (EXECUTION_STYLE maker / maker_then_taker) ---------------------
+
+    async def _start_maker(self, style: Any) -> None:
+        """The desk, then the resting orders a previous process left: adopted or cancelled
+        (never sent again) before the first decision."""
+        assert self._ctx is not None
+        self._maker = build_runner_desk(
+            style=style, settings=self.settings, limits=self.limits, journal=self.journal,
+            account=self.account, run_id=self.run_id, stop_file=self._ctx.kill_switch,
+            taker=self._ctx.order_broker,
+            live=self.session.broker if self.session is not None else None)
+        report = await asyncio.to_thread(self._maker.recover, self.journal,
+                                         account=self.account, now=self.clock.now())
+        if not report.ok:
+            raise RunnerError(f"resting order(s) {', '.join(report.unresolved)} could not be "
+                              "found at the venue: not trading until they are resolved")
+        self._heartbeats()
+
+    async def _maker_decision(self, state: AgentState, view: MarketView) -> None:
+        maker = self._maker
+        if maker is None:
+            return
+        snapshot = state["snapshot"]
+        async with self._money:
+            await asyncio.to_thread(
+                maker.on_decision, snapshot=snapshot, fair=state.get("fair_value"),
+                trader=state["trader"], risk=state.get("risk"),
+                decision_id=state["decision_id"], now=self.clock.now())
+        if maker.entered(snapshot.market_id):
+            view.entered = True
+        self._heartbeats()
+
+    async def _maker_books(self, feed: LiveFeed, window: MarketWindow, view: MarketView
+                           ) -> None:
+        """Every fresh book of a window where something rests goes to the desk (fills,
+        cut-off, stale data, kill switch, replaces)."""
+        maker = self._maker
+        if maker is None or not maker.needs_books(window.market_id):
+            return
+        snapshot = feed.snapshot()
+        if snapshot is None or snapshot.market_id != window.market_id:
+            return
+        seen = self._book_seen.get(window.market_id)
+        cut = self.clock.now() >= window.end_ts - maker.desk.params.cancel_last_s
+        if not cut and snapshot.book_ts is not None and seen == snapshot.book_ts:
+            return
+        self._book_seen[window.market_id] = snapshot.book_ts or 0.0
+        async with self._money:
+            await asyncio.to_thread(maker.book, snapshot, self.clock.now())
+        if maker.entered(window.market_id):
+            view.entered = True
+        self._heartbeats()
+
+    def _heartbeats(self) -> None:
+        """Live: order heartbeats run while anything rests (the venue cancels everything
+        10 s after the last accepted one); a failure cancels and stops placing."""
+        if self.session is None or self.session.broker is None or self._maker is None:
+            return
+        from tools.polymarket.heartbeat import HeartbeatLoop
+
+        resting = self._maker.has_open()
+        running = self._beat_task is not None and not self._beat_task.done()
+        if resting and not running:
+            self._beat = HeartbeatLoop(self.session.broker.order_heartbeat(),
+                                       on_expired=self._on_heartbeat_expired)
+            self._beat_task = asyncio.create_task(self._beat.run(), name="updown-heartbeat")
+        elif not resting and running and self._beat is not None:
+            self._beat.stop()
+
+    def _on_heartbeat_expired(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._halt_maker())
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _halt_maker(self) -> None:
+        maker = self._maker
+        if maker is None:
+            return
+        async with self._money:
+            await asyncio.to_thread(maker.halt, self.clock.now(),
+                                    reason="order heartbeat expired")
+
+    async def _stop_maker(self) -> None:
+        """Shutdown: cancel every resting order and verify (there is no heartbeat disarm)."""
+        maker = self._maker
+        if maker is None:
+            return
+        try:
+            async with self._money:
+                left = await asyncio.to_thread(maker.shutdown, self.clock.now())
+            if left:
+                log.error("resting_orders_left_at_exit", order_ids=[o.order_id for o in left])
+        finally:
+            if self._beat is not None:
+                self._beat.stop()
+            if self._beat_task is not None:
+                await asyncio.gather(self._beat_task, return_exceptions=True)
 
     def _note_price_to_beat(self, spec: MarketSpec, feed: LiveFeed, view: MarketView) -> None:
         ptb = feed.store.price_to_beat

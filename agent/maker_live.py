@@ -23,16 +23,26 @@ replay's desk driver does not need:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from core.guard import GuardLimits
 from core.logs import get_logger
+from core.maker import ExecutionStyle, maker_params
 from core.records import FairValueEstimate, RiskAssessment, TraderDecision
 from core.resting import MakerFill, RestingOrder, RestingVerdict
 from core.snapshot import MarketSnapshot
-from tools.broker import RestingBroker
+from tools.broker import Broker, RestingBroker
+from tools.fair_value import estimate_fair_value
 from tools.journal import Journal
 from tools.journal.resting import RestingOrders, RestingRow
+from tools.ledger import guard_ledger
 from tools.maker import MakerDesk, WindowDesk
+from tools.paper_broker import PaperRestingBook
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+    from tools.polymarket.broker import LiveClobBroker
 
 log = get_logger("updown.maker_live")
 
@@ -120,6 +130,19 @@ class RunnerDesk:
         self.desk.on_book(snapshot, fair, now)
         if self.desk.stop_file.exists():
             self._verify_everywhere(now, reason="kill switch")
+
+    def book(self, snapshot: MarketSnapshot, now: float) -> None:
+        """A fresh book of a window from the live feed: the paper venue matches it first
+        (live fills happen at the venue), then the desk sees it with its fair value."""
+        w = self.desk.windows.get(snapshot.market_id)
+        if w is None or w.closed:
+            return
+        if isinstance(self.broker, PaperRestingBook):
+            self.broker.match(snapshot, now)
+        self.on_book(snapshot, estimate_fair_value(snapshot), now)
+
+    def needs_books(self, market_id: str) -> bool:
+        return self.desk.needs_books(market_id)
 
     def entered(self, market_id: str) -> bool:
         w = self.desk.windows.get(market_id)
@@ -258,3 +281,25 @@ class RunnerDesk:
         venue = self.broker
         if isinstance(venue, ForeignOrders):
             report.foreign_cancelled.extend(venue.cancel_foreign())
+
+
+def build_runner_desk(*, style: ExecutionStyle, settings: Settings, limits: GuardLimits,
+                      journal: Journal, account: str, run_id: str, stop_file: Path,
+                      taker: Broker, live: LiveClobBroker | None) -> RunnerDesk:
+    """The desk of a run: on the live CLOB (resting broker sharing the session's broker) or
+    on the paper venue (resting orders matched against the live feed's books)."""
+    params = maker_params(settings)
+    resting: RestingBroker
+    if live is not None:
+        from tools.polymarket.resting import LiveRestingBroker, RestingVenueStore
+
+        resting = LiveRestingBroker(live, RestingVenueStore(journal))
+    else:
+        resting = PaperRestingBook(queue_fill_fraction=params.queue_fill_fraction,
+                                   rebate_share=params.rebate_share)
+    exits = resting if isinstance(resting, PaperRestingBook) else None
+    desk = MakerDesk(style=style, params=params, broker=resting, limits=limits,
+                     stop_file=stop_file, account=account, run_id=run_id, journal=journal,
+                     taker=taker, exit_broker=exits,
+                     ledger=lambda now: guard_ledger(journal, account=account, now=now))
+    return RunnerDesk(desk)

@@ -31,7 +31,8 @@ ExecutionStyle = Literal["taker", "maker", "maker_then_taker"]
 EXECUTION_STYLES: tuple[ExecutionStyle, ...] = ("taker", "maker", "maker_then_taker")
 ExitReason = Literal["take_profit", "stop"]
 
-# The fitted parameter file (``updown fit maker``, ``evals.maker_fit``); see data/models/PROVENANCE.md.
+# The fitted parameter file (``updown fit maker``, ``evals.maker_fit``); see
+# data/models/PROVENANCE.md.
 MAKER_PARAMS_PATH = Path(__file__).resolve().parents[1] / "data" / "models" / "maker_v1.json"
 # Lowest and highest prices the venue's grid allows for a resting bid.
 _MIN_PRICE = 0.01

@@ -45,10 +45,11 @@ def processes() -> Any:
 
 
 def run_driver(processes: Any, env: dict[str, str], events: Path, *markets: str,
-               crash_at: str | None = None) -> tuple[int | None, list[dict[str, Any]]]:
+               crash_at: str | None = None, extra: tuple[str, ...] = ()
+               ) -> tuple[int | None, list[dict[str, Any]]]:
     """One driver process; returns its exit code and the events it wrote."""
     full = {**env, **({"UPDOWN_CRASH_AT": crash_at} if crash_at else {})}
-    argv = [a for m in markets for a in ("--market", m)]
+    argv = [*extra, *(a for m in markets for a in ("--market", m))]
     events.unlink(missing_ok=True)
     proc = processes.Process(target=live_driver.run, args=(argv, full, str(events)))
     proc.start()
@@ -127,3 +128,61 @@ def test_sigkill_then_restart_reconciles_first(processes: Any, tmp_path: Path, p
                                                                                "filled")
     assert fake.post_count() == posts_at_kill + 1
     assert max(fake.posts_per_hash().values()) == 1
+
+
+# --- issue 16: SIGKILL while a resting (maker) order rests ----------------------------------
+
+
+def test_sigkill_while_an_order_rests_then_restart_adopts_it_never_duplicates(
+        processes: Any, tmp_path: Path) -> None:
+    """Killed right after the post of a post-only GTD buy: the order rests at the venue and
+    the journal says only "intent" (no answer recorded).  The restart finds it from the
+    journal (its hash) and the venue, adopts it (its window is open), sends nothing for that
+    window again, and rests normally in a new window."""
+    key = Account.create()
+    fake = FakeClob(address=key.address)
+    now = time.time()
+    first = fake.add_market("btc-updown-15m-rest1", window_start=now - 300.0)
+    second = fake.add_market("btc-updown-15m-rest2", window_start=now - 300.0)
+    journal_path = tmp_path / "journal.db"
+    with serve(fake) as url:
+        base = {k: v for k, v in os.environ.items()
+                if not k.startswith(("POLYMARKET_", "OPENAI_", "LIVE_", "UPDOWN_"))}
+        env = {**base, "POLYMARKET_MODE": "live", "POLYMARKET_PRIVATE_KEY": key.key.hex(),
+               "POLYMARKET_CLOB_URL": url, "POLYMARKET_GAMMA_URL": url + "/gamma",
+               "POLYMARKET_ORDER_TIMEOUT_S": "2", "LIVE_CONFIRM": "trade real money",
+               "JOURNAL_PATH": str(journal_path), "STOP_FILE": str(tmp_path / "STOP"),
+               "LOG_LEVEL": "WARNING"}
+        rest = ("--rest", "0.50", "--window-end", str(first.window_end))
+        events_file = tmp_path / "events.jsonl"
+        code, events = run_driver(processes, env, events_file, first.slug,
+                                  crash_at="resting_after_post", extra=rest)
+        assert code == -signal.SIGKILL, events
+        assert events[-1] == {"event": "crashing", "at": "resting_after_post"}
+        (live,) = fake.live_orders()
+        con = sqlite3.connect(journal_path)
+        try:
+            rows = con.execute("SELECT order_id, status FROM resting_orders").fetchall()
+        finally:
+            con.close()
+        assert [status for _, status in rows] == ["intent"]
+        posts = fake.post_count()
+
+        code, events = run_driver(processes, env, events_file, first.slug, second.slug,
+                                  extra=rest)
+        assert code == 0, events
+        recovered = events[1]
+        assert recovered["event"] == "recovered"
+        assert recovered["adopted"] == [rows[0][0]]
+        assert recovered["unresolved"] == []
+        assert recovered["cancelled"] == []
+        assert events[2] == {"event": "rest_skipped", "market_id": first.slug,
+                             "resting": [rows[0][0]]}
+        assert (events[3]["event"], events[3]["status"]) == ("rested", "resting")
+        assert fake.post_count() == posts + 1  # only the new window's order
+        assert max(fake.posts_per_hash().values()) == 1
+        assert live in fake.live_orders()
+        assert len(fake.live_orders()) == 2
+        with Journal(journal_path) as journal:
+            account = f"live:{key.address.lower()}"
+            assert journal_vs_venue(journal, fake, account) == []

@@ -54,6 +54,32 @@ def iso_z(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
+def windows_between(t0: float, t1: float, length_s: int = 900) -> range:
+    """Starts of every window current at some moment from ``t0`` to ``t1``: the ones a command
+    that read the clock once in between may have picked."""
+    return range(math.floor(t0 / length_s) * length_s,
+                 math.floor(t1 / length_s) * length_s + 1, length_s)
+
+
+def window_with_time_left(length_s: int, need_s: float) -> int:
+    """Start of a window with at least ``need_s`` seconds left: the current one, or the next
+    (slept until it opens).  A command then given at most ``need_s`` seconds (see
+    :func:`seconds_left`) runs inside this one window: no boundary passes while it runs."""
+    if not 0 < need_s < length_s:
+        raise ValueError(f"need_s must be within a window of {length_s}s, got {need_s}")
+    start = math.floor(time.time() / length_s) * length_s
+    if start + length_s - time.time() < need_s:
+        start += length_s
+        while (wait := start - time.time()) > 0:
+            time.sleep(wait)
+    return start
+
+
+def seconds_left(start: int, length_s: int, budget_s: float) -> float:
+    """A command's time limit: ``budget_s``, or less if the window ends sooner."""
+    return min(budget_s, start + length_s - time.time())
+
+
 def token_ids(start: int) -> tuple[str, str]:
     """Synthetic Up/Down token ids for the window starting at ``start``."""
     return f"71{start:012d}0001", f"52{start:012d}0002"

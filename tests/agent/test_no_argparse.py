@@ -8,10 +8,6 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# Benchmark entry points still on argparse, owned by the benchmark work (issue 16's brief
-# leaves them to it).  The set may only shrink: a new argparse user fails this test, and so
-# does a converted module still listed here.
-NOT_YET_CONVERTED = {"agent/bench/latency.py", "agent/bench/dashboard.py"}
 
 
 def _uses_argparse(path: Path) -> bool:
@@ -27,7 +23,7 @@ def _uses_argparse(path: Path) -> bool:
 def test_no_argparse_in_agent_or_evals() -> None:
     users = {str(p.relative_to(ROOT)) for package in ("agent", "evals")
              for p in (ROOT / package).rglob("*.py") if _uses_argparse(p)}
-    assert users == NOT_YET_CONVERTED
+    assert users == set()
 
 
 def test_maker_fit_is_an_updown_fit_command() -> None:

@@ -53,7 +53,7 @@ bench-feeds: setup
 
 ## bench-dashboard: decisions page and API p95 on a journal of 100,000 (replicated real) decisions
 bench-dashboard: setup
-	$(BIN)/python -m agent.bench.dashboard
+	$(BIN)/updown bench --suite dashboard
 
 ## soak: 96 accelerated live windows against loopback fakes with faults (prints figures)
 soak: setup
@@ -68,4 +68,4 @@ clean:
 
 ## bench-latency: maker latency on loopback (trade -> cancel, decision -> order on the wire)
 bench-latency: setup
-	$(BIN)/python -m agent.bench.latency
+	$(BIN)/updown bench --suite latency

@@ -18,7 +18,6 @@ tests.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import random
@@ -207,18 +206,13 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agent.bench.dashboard",
-                                     description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--decisions", type=int, default=100_000)
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--commits", type=int, default=20)
-    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
-    args = parser.parse_args(argv)
+def dashboard_bench_command(decisions: int, json_out: Path | None, *, requests: int = 200,
+                            commits: int = 20) -> int:
+    """``updown bench --suite dashboard``: 0 when the decisions page and API meet the bar."""
     with tempfile.TemporaryDirectory(prefix="updown-bench-dashboard-") as tmp:
         journal = Path(tmp) / "journal.db"
         t0 = time.perf_counter()
-        built = build_journal(journal, args.decisions)
+        built = build_journal(journal, decisions)
         built["build_s"] = round(time.perf_counter() - t0, 1)
         say(f"journal: {built['decisions']} decisions ({built['real_decisions']} real from "
               f"the embedded replay, {built['replicated']} replicated copies, labelled run "
@@ -227,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                              limits=Limits(daily_loss_limit_usd=250.0, max_orders_per_day=24))
         with _Served(data) as server:
             base = server.url.rstrip("/")
-            endpoints = time_endpoints(base, journal, args.requests)
-            events = time_events(base, journal, args.commits)
+            endpoints = time_endpoints(base, journal, requests)
+            events = time_events(base, journal, commits)
     say(f"{'endpoint':40} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, f in endpoints.items():
         say(f"{name:40} {f['n']:>5} {f['p50_ms']:>8} {f['p95_ms']:>8} {f['p99_ms']:>8} "
@@ -238,12 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     worst = max(endpoints[k]["p95_ms"] for k in endpoints if "decisions" in k)
     verdict = "PASS" if worst < 200.0 else "FAIL"
     say(f"decisions page and API p95 (worst of them): {worst} ms -> {verdict} (< 200 ms)")
-    if args.json is not None:
-        args.json.write_text(json.dumps({"journal": built, "endpoints": endpoints,
+    if json_out is not None:
+        json_out.write_text(json.dumps({"journal": built, "endpoints": endpoints,
                                          "events": events, "decisions_p95_worst_ms": worst},
                                         indent=1))
     return 0 if verdict == "PASS" else 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,7 +19,6 @@ Targets (quiet machine): trade -> cancel p99 <= 10 ms, decision -> order p99 <= 
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import sys
@@ -212,20 +211,13 @@ def run(n: int = 2000) -> dict[str, Any]:
                 "met": mem["p99_ms"] <= TARGET_DECISION_TO_ORDER_MS}}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="maker latency on loopback")
-    parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args(argv)
-    result = run(args.n)
+def latency_bench_command(n: int, json_out: Path | None) -> None:
+    """``updown bench --suite latency``: print (and optionally write) the figures."""
+    result = run(n)
     for name, r in result.items():
         sys.stdout.write(f"{name:28s} n={r['n']:.0f} p50 {r['p50_ms']:.3f} ms  "
               f"p90 {r['p90_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms  "
               f"max {r['max_ms']:.3f} ms  (target p99 <= "
               f"{r['target_p99_ms']:g} ms: {'met' if r['met'] else 'NOT met'})\n")
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-
-
-if __name__ == "__main__":
-    main()
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -34,17 +34,23 @@ class Suite(StrEnum):
     analysts = "analysts"
     eval = "eval"
     feeds = "feeds"
+    latency = "latency"
+    dashboard = "dashboard"
 
 
 def bench(
     suite: Annotated[Suite, typer.Option(
         help="graph: decision latency; analysts: per-tick cost; eval: eval replay and the "
-             "forecast study; feeds: live price path under a loopback trade flood.")]
+             "forecast study; feeds: live price path under a loopback trade flood; latency: "
+             "maker trade-to-cancel and decision-to-order on loopback; dashboard: the "
+             "decisions page and API over a large journal.")]
     = Suite.graph,
     dataset: Annotated[str, typer.Option(
         help="graph, analysts, eval: dataset to draw snapshots from.")]
     = "pm15m_20251226_coinbase1m",
-    decisions: Annotated[int, typer.Option(help="graph: decisions to time.", min=10)] = 2000,
+    decisions: Annotated[int | None, typer.Option(
+        help="graph: decisions to time (2,000); latency: samples per path (2,000); dashboard: "
+             "decisions journaled (100,000).", min=10)] = None,
     seconds: Annotated[float, typer.Option(
         help=f"feeds: seconds of load (at most {MAX_FEEDS_SECONDS:g}).")] = 60.0,
     rate: Annotated[float, typer.Option(
@@ -57,6 +63,17 @@ def bench(
     = None,
 ) -> None:
     """Benchmarks: graph decision latency (p50/p99), analysts, eval replay, feed load."""
+    if suite is Suite.latency:
+        from agent.bench.latency import latency_bench_command
+
+        latency_bench_command(decisions or 2000, json_out)
+        return
+    if suite is Suite.dashboard:
+        from agent.bench.dashboard import dashboard_bench_command
+
+        if dashboard_bench_command(decisions or 100_000, json_out) != 0:
+            raise typer.Exit(1)
+        return
     if suite is Suite.feeds:
         if not (0 < seconds <= MAX_FEEDS_SECONDS):
             raise UserError(f"--seconds must be in (0, {MAX_FEEDS_SECONDS:g}], not {seconds:g}")
@@ -78,7 +95,7 @@ def bench(
 
         analyst_bench_command(dataset_dir, json_out)
         return
-    _graph_bench(dataset_dir, decisions, json_out)
+    _graph_bench(dataset_dir, decisions or 2000, json_out)
 
 
 def _graph_bench(dataset_dir: Path, decisions: int, json_out: Path | None) -> None:

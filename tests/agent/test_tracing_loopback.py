@@ -32,7 +32,7 @@ from tools.fair_value import estimate_fair_value
 
 pytestmark = pytest.mark.server
 HERE = Path(__file__).resolve().parent
-SUPPORT = HERE.parents[0].parent / "support"
+SUPPORT = HERE.parent / "support"
 CANARY = "sk-canary-0f3e9b2c7a4d4e1f9a8b7c6d"
 OPENAI_KEY = "sk-loopback-trace-key-1234567890abcdef"
 LANGSMITH_KEY = "lsv2_pt_loopbackcanary0123456789abcdef"

@@ -48,9 +48,10 @@ def bench(
     dataset: Annotated[str, typer.Option(
         help="graph, analysts, eval: dataset to draw snapshots from.")]
     = "pm15m_20251226_coinbase1m",
-    decisions: Annotated[int | None, typer.Option(
-        help="graph: decisions to time (2,000); latency: samples per path (2,000); dashboard: "
-             "decisions journaled (100,000).", min=10)] = None,
+    decisions: Annotated[int, typer.Option(
+        help="graph: decisions to time; latency: samples per path.", min=10)] = 2000,
+    journal_decisions: Annotated[int, typer.Option(
+        help="dashboard: decisions in the benchmark's journal.", min=1000)] = 100_000,
     seconds: Annotated[float, typer.Option(
         help=f"feeds: seconds of load (at most {MAX_FEEDS_SECONDS:g}).")] = 60.0,
     rate: Annotated[float, typer.Option(
@@ -66,12 +67,12 @@ def bench(
     if suite is Suite.latency:
         from agent.bench.latency import latency_bench_command
 
-        latency_bench_command(decisions or 2000, json_out)
+        latency_bench_command(decisions, json_out)
         return
     if suite is Suite.dashboard:
         from agent.bench.dashboard import dashboard_bench_command
 
-        if dashboard_bench_command(decisions or 100_000, json_out) != 0:
+        if dashboard_bench_command(journal_decisions, json_out) != 0:
             raise typer.Exit(1)
         return
     if suite is Suite.feeds:
@@ -95,7 +96,7 @@ def bench(
 
         analyst_bench_command(dataset_dir, json_out)
         return
-    _graph_bench(dataset_dir, decisions or 2000, json_out)
+    _graph_bench(dataset_dir, decisions, json_out)
 
 
 def _graph_bench(dataset_dir: Path, decisions: int, json_out: Path | None) -> None:

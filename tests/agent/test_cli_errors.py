@@ -98,7 +98,7 @@ def test_help_lists_choices_and_defaults(tmp_path: Path) -> None:
     order = updown("order", "--help", cwd=tmp_path, env={"COLUMNS": "160"})
     assert "<up|down>" in order.stdout
     bench = updown("bench", "--help", cwd=tmp_path, env={"COLUMNS": "200"})
-    assert "<graph|analysts|eval|feeds>" in bench.stdout
+    assert "<graph|analysts|eval|feeds|latency|dashboard>" in bench.stdout
     assert "[default: graph]" in bench.stdout
     assert "[default: 2000]" in bench.stdout
     run = updown("run", "--help", cwd=tmp_path, env={"COLUMNS": "200"})

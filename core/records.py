@@ -203,6 +203,11 @@ class Verdict(_Record):
     kill_switch_engaged: bool = False
     judged_at: float | None = None
 
+    def decision(self) -> tuple[object, ...]:
+        """What was decided, without the inputs it was judged by: two verdicts that agree
+        here send the same order (or none) whatever ledger each saw."""
+        return (self.approved, self.side, self.stake_usd, self.worst_price, self.rules_fired)
+
 
 ExecutionStatus = Literal["filled", "killed", "error"]
 

@@ -309,7 +309,8 @@ def _first_mismatch(
                 snap = feed.snapshot_at(feed.markets[item.window], item.t)
                 verdict = evaluate(item.guard.proposal, snap, item.guard.fair, limits,
                                    cached[1], item.t, kill_switch_engaged=False)
-                if verdict != item.guard.verdict:
+                # Same decision, not same inputs: a speculative chunk saw another ledger.
+                if verdict.decision() != item.guard.verdict.decision():
                     return pos
             if isinstance(item, SettleRow) or item.order is not None:
                 _apply(journal, run_id, item)

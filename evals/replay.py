@@ -42,7 +42,7 @@ import os
 import queue as queue_module
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from core.clock import trading_day_start
@@ -291,10 +291,14 @@ def replay_windows(
 
 def _first_mismatch(
     feed: ReplayFeed, limits: GuardLimits, history: Sequence[TraceItem],
-    trace: Sequence[TraceItem],
+    trace: list[TraceItem],
 ) -> int | None:
     """Position in ``trace`` of the first decision whose verdict differs under the exact
-    ledger (``history`` followed by the trace itself), or None when the chunk is exact."""
+    ledger (``history`` followed by the trace itself), or None when the chunk is exact.
+
+    A decision that agrees but was judged by another ledger (the chunk's speculative one) is
+    replaced in ``trace`` by the exact verdict, so the trace equals a single-process run's
+    down to the inputs each verdict records."""
     journal, run_id = _seeded_journal(feed, history)
     try:
         # The ledger view only changes when an item is applied or the UTC day changes: items
@@ -312,6 +316,8 @@ def _first_mismatch(
                 # Same decision, not same inputs: a speculative chunk saw another ledger.
                 if verdict.decision() != item.guard.verdict.decision():
                     return pos
+                if verdict != item.guard.verdict:
+                    trace[pos] = replace(item, guard=replace(item.guard, verdict=verdict))
             if isinstance(item, SettleRow) or item.order is not None:
                 _apply(journal, run_id, item)
                 applied += 1
@@ -539,7 +545,7 @@ def _accept_verified(
     while segments and segments[0].future is not None and segments[0].future.done():
         head = segments[0]
         assert head.future is not None
-        trace = head.future.result()
+        trace = list(head.future.result())
         result.graph_decisions += _decisions(trace)
         exact = head.seeded_with == len(result.trace)
         bad = None if exact else _first_mismatch(feed, limits, ledger_items(result.trace), trace)

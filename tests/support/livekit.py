@@ -26,6 +26,24 @@ PRELOAD = ["live_driver", "canary_run", "agent.live", "agent.manual_order", "eva
            "graphs.nodes", "graphs.graph", "langgraph.checkpoint.sqlite.aio"]
 
 
+class SimTime:
+    """Simulated time shared by a fake venue and the client: sleeping advances it, so a
+    10 s lookup budget or a heartbeat deadline costs nothing in wall time."""
+
+    def __init__(self, start: float = 1_790_000_000.0) -> None:
+        self.start = start
+        self.t = 0.0
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def sleep(self, dt: float) -> None:
+        self.t += dt
+
+    def now(self) -> float:
+        return self.start + self.t
+
+
 def execute_approved(state: dict[str, Any], ctx: Context) -> ExecutionReport:
     """The execute node's own call, outside the graph: the approved verdict in ``state`` sent
     through ``tools.execution.send_order`` with the context's broker, journal and clock."""

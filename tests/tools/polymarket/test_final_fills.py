@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from fakeclob import FakeClob, FakeMarket, FakeTrade, RelayerTx
-from livekit import execute_approved, journal_vs_venue, snapshot_for
+from livekit import SimTime, execute_approved, journal_vs_venue, snapshot_for
 from redeemkit import FakeSdkClient, SdkRejected
 
 from core.fees import dated_fee_schedule
@@ -41,19 +41,6 @@ FAULTS = ("timeout_lost", "timeout_after_fill", "timeout_after_kill", "delayed",
 START = 1_790_000_000.0
 ACCOUNT = "live:test"
 
-
-class SimTime:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, dt: float) -> None:
-        self.t += dt
-
-    def now(self) -> float:
-        return START + self.t
 
 
 class Venue:
@@ -113,7 +100,7 @@ class Venue:
 
 
 def test_a_match_is_provisional_until_confirmed_and_failed_reverses_it() -> None:
-    sim = SimTime()
+    sim = SimTime(START)
     v = Venue(sim)
     rng = random.Random(1)
     markets = [v.fake.add_market(f"btc-updown-15m-f{i}", window_start=sim.now() - 300.0)
@@ -170,7 +157,7 @@ def test_a_match_is_provisional_until_confirmed_and_failed_reverses_it() -> None
 
 
 def test_ghost_fill_is_adopted_on_the_next_reread() -> None:
-    sim = SimTime()
+    sim = SimTime(START)
     v = Venue(sim, provisional=False)
     market = v.fake.add_market("btc-updown-15m-ghost", window_start=sim.now() - 300.0)
     v.fake.inject("ghost_fill")
@@ -188,7 +175,7 @@ def test_ghost_fill_is_adopted_on_the_next_reread() -> None:
 
 
 def test_failed_redemption_is_retried_and_a_lost_answer_never_pays_twice() -> None:
-    sim = SimTime()
+    sim = SimTime(START)
     v = Venue(sim, provisional=False)
     rng = random.Random(3)
     a, b = (v.fake.add_market(f"btc-updown-15m-rd{i}", window_start=sim.now() - 300.0)
@@ -236,7 +223,7 @@ def _relayer_fate(rng: random.Random) -> Any:
 
 def test_thousand_randomized_runs_final_fills_ghosts_disconnects_and_redemptions() -> None:
     rng = random.Random(SEED)
-    sim = SimTime()
+    sim = SimTime(START)
     v = Venue(sim)
     fake, journal = v.fake, v.journal
     markets: list[FakeMarket] = []

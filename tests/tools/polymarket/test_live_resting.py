@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from fakeclob import FakeClob, FakeMarket
-from livekit import journal_vs_venue, snapshot_for
+from livekit import SimTime, journal_vs_venue, snapshot_for
 
 from agent.maker_live import RunnerDesk
 from core.guard import GuardLimits
@@ -38,19 +38,6 @@ from tools.polymarket.resting import LiveRestingBroker, RestingVenueStore
 START = 1_790_000_000.0
 ACCOUNT = "live:test"
 
-
-class SimTime:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, dt: float) -> None:
-        self.t += dt
-
-    def now(self) -> float:
-        return START + self.t
 
 
 class CountingSigner(OrderSigner):
@@ -71,7 +58,7 @@ class Venue:
 
     def __init__(self, journal: Journal | None = None, sim: SimTime | None = None,
                  fake: FakeClob | None = None, key: Any = None) -> None:
-        self.sim = sim or SimTime()
+        self.sim = sim or SimTime(START)
         self.key = key or Account.create()
         self.fake = fake or FakeClob(address=self.key.address, clock=self.sim.now)
         creds = self.fake.issue_creds()

@@ -16,7 +16,7 @@ from typing import Any
 
 from eth_account import Account
 from fakeclob import FakeClob
-from livekit import execute_approved, journal_vs_venue, snapshot_for
+from livekit import SimTime, execute_approved, journal_vs_venue, snapshot_for
 
 from core.records import Verdict
 from graphs.context import Context
@@ -33,21 +33,6 @@ FAULTS = ("timeout_lost", "timeout_after_fill", "timeout_after_kill", "delayed",
 START = 1_790_000_000.0
 
 
-class SimTime:
-    """Simulated time: sleeping advances it, so a 10 s lookup budget costs nothing."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, dt: float) -> None:
-        self.t += dt
-
-    def now(self) -> float:
-        return START + self.t
-
 
 class CountingSigner(OrderSigner):
     signs = 0
@@ -59,7 +44,7 @@ class CountingSigner(OrderSigner):
 
 def test_thousand_randomized_timeouts_no_duplicates_and_journal_equals_venue() -> None:
     rng = random.Random(SEED)
-    sim = SimTime()
+    sim = SimTime(START)
     key = Account.create()
     fake = FakeClob(address=key.address, clock=sim.now)
     creds = fake.issue_creds()

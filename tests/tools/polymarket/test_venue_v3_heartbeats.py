@@ -20,7 +20,7 @@ from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from fakeclob import FakeClob, FakeMarket, is_v2_position_id
-from livekit import execute_approved, journal_vs_venue, snapshot_for
+from livekit import SimTime, execute_approved, journal_vs_venue, snapshot_for
 from polymarket._internal.environment import PRODUCTION_CONFIG
 
 from core.records import Verdict
@@ -38,25 +38,10 @@ V2_UP = str((1 << 248) | (0xBEEF << 104) | 0)
 V2_DOWN = str((1 << 248) | (0xBEEF << 104) | 1)
 
 
-class SimTime:
-    """Simulated time shared by the fake venue and the client; sleeping advances it."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, dt: float) -> None:
-        self.t += dt
-
-    def now(self) -> float:
-        return START + self.t
-
 
 class Rig:
     def __init__(self, *, signature_type: int = 0, version: int = 2) -> None:
-        self.sim = SimTime()
+        self.sim = SimTime(START)
         self.key: LocalAccount = Account.create()
         self.funder = None if signature_type == 0 else Account.create().address
         self.fake = FakeClob(address=self.key.address, funder=self.funder,

@@ -171,6 +171,22 @@ def venue_order_version(doc: Any) -> int:
     return version
 
 
+def post_once(http: ClobHttp, body: str) -> PostResult:
+    """POST one signed order and name the answer.  No retry, whatever happens: only a
+    connection that was never established means the order did not leave this machine; a
+    timeout or a network error mid-request is "unknown" (looked up, never re-sent)."""
+    try:
+        answer = http.post_order(body)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as err:
+        return PostResult("rejected", "connect_failed", type(err).__name__)
+    except httpx.TimeoutException as err:
+        return PostResult("unknown", "timeout", type(err).__name__)
+    except (httpx.HTTPError, VenueUnavailable) as err:
+        return PostResult("unknown", "network_error", type(err).__name__)
+    return classify_post(answer.status, content_type=answer.content_type, text=answer.text,
+                         retry_after=answer.retry_after)
+
+
 class LiveClobBroker:
     """Polymarket CLOB V2 market buys; construct with ``from_settings`` in ``agent.live``."""
 
@@ -495,18 +511,7 @@ class LiveClobBroker:
     def _post_once(self, signed: SignedBuy) -> PostResult:
         """The one POST of this order.  No retry, whatever happens."""
         owner = self._creds.api_key if self._creds is not None else ""
-        body = signed.body(owner=owner, order_type=self.order_type)
-        try:
-            answer = self._http.post_order(body)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as err:
-            # The connection was never established: no byte of the order left this machine.
-            return PostResult("rejected", "connect_failed", type(err).__name__)
-        except httpx.TimeoutException as err:
-            return PostResult("unknown", "timeout", type(err).__name__)
-        except (httpx.HTTPError, VenueUnavailable) as err:
-            return PostResult("unknown", "network_error", type(err).__name__)
-        return classify_post(answer.status, content_type=answer.content_type, text=answer.text,
-                             retry_after=answer.retry_after)
+        return post_once(self._http, signed.body(owner=owner, order_type=self.order_type))
 
     def _conclude(self, signed: SignedBuy, terms: BuyTerms, market: MarketInfo,
                   result: PostResult, posted_at: float) -> Resolution:

@@ -44,13 +44,12 @@ from core.records import Side
 from core.resting import MakerFill, RestingOrder, RestingStatus
 from core.snapshot import MarketSnapshot
 from tools.journal.base import JournalBase
-from tools.polymarket.broker import LiveClobBroker
+from tools.polymarket.broker import LiveClobBroker, post_once
 from tools.polymarket.http import GET_ORDER, VenueUnavailable
 from tools.polymarket.wire import (
     PostResult,
     VenueFormatError,
     VenueOrder,
-    classify_post,
     dec,
     parse_order,
 )
@@ -245,16 +244,7 @@ class LiveRestingBroker:
 
     def _post_once(self, body: str) -> PostResult:
         """The one POST of this order.  No retry, whatever happens."""
-        try:
-            answer = self.clob.http.post_order(body)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as err:
-            return PostResult("rejected", "connect_failed", type(err).__name__)
-        except httpx.TimeoutException as err:
-            return PostResult("unknown", "timeout", type(err).__name__)
-        except (httpx.HTTPError, VenueUnavailable) as err:
-            return PostResult("unknown", "network_error", type(err).__name__)
-        return classify_post(answer.status, content_type=answer.content_type, text=answer.text,
-                             retry_after=answer.retry_after)
+        return post_once(self.clob.http, body)
 
     def _settle_unknown(self, record: SignedResting, result: PostResult, now: float
                         ) -> RestingOrder:

@@ -24,7 +24,10 @@ import typer
 from agent.cli import common
 
 if TYPE_CHECKING:
+    import httpx
+
     from core.settings import Settings
+    from core.snapshot import BookTop
     from tools.polymarket.gamma import WindowSeries
     from tools.polymarket.live_feed import LiveFeed
     from tools.polymarket.store import LiveStatus
@@ -161,7 +164,6 @@ async def _markets(settings: Settings, series: WindowSeries) -> list[dict[str, A
     from feeds.ws import USER_AGENT
     from tools.polymarket.gamma import GammaClient, GammaError, iso_z
     from tools.polymarket.live_feed import FeedEndpoints, FeedError, FeedUnreachable
-    from tools.polymarket.market_channel import fetch_book_top
 
     now = SystemClock().now()
     current_start = series.start_at(now)
@@ -194,14 +196,33 @@ async def _markets(settings: Settings, series: WindowSeries) -> list[dict[str, A
                     "accepting_orders": window.accepting_orders,
                 })
                 for side, token in (("up", window.up_token_id), ("down", window.down_token_id)):
-                    try:
-                        top = await fetch_book_top(http, settings.polymarket_clob_url, token)
-                    except httpx.HTTPError:
-                        top = None  # the listing is still worth showing without the book
+                    top, error = await _book_top(http, settings.polymarket_clob_url, token)
                     row[f"{side}_bid"] = None if top is None else top.bid
                     row[f"{side}_ask"] = None if top is None else top.ask
+                    if error is not None:  # the listing is still worth showing without the book
+                        row[f"{side}_book_error"] = error
             rows.append(row)
     return rows
+
+
+async def _book_top(http: httpx.AsyncClient, clob_url: str, token: str
+                    ) -> tuple[BookTop | None, str | None]:
+    """A token's best bid/ask for the listing, and why it is missing when it is.  A read, so a
+    transport failure (timeout, dropped connection) is tried once more; an HTTP error answer
+    is not."""
+    import httpx
+
+    from tools.polymarket.market_channel import fetch_book_top
+
+    for attempt in range(2):
+        try:
+            return await fetch_book_top(http, clob_url, token), None
+        except httpx.TransportError as exc:
+            if attempt == 1:
+                return None, type(exc).__name__
+        except httpx.HTTPError as exc:
+            return None, type(exc).__name__
+    raise AssertionError("unreachable")
 
 
 def markets(

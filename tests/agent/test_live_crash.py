@@ -61,6 +61,19 @@ def run_driver(processes: Any, env: dict[str, str], events: Path, *markets: str,
     return proc.exitcode, [json.loads(line) for line in lines if line.startswith("{")]
 
 
+def live_env(url: str, private_key: str, journal_path: Path, stop_file: Path
+             ) -> dict[str, str]:
+    """The driver's environment: live mode against the fake venue at ``url``, nothing of the
+    caller's own venue, model or live settings."""
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("POLYMARKET_", "OPENAI_", "LIVE_", "UPDOWN_"))}
+    return {**base, "POLYMARKET_MODE": "live", "POLYMARKET_PRIVATE_KEY": private_key,
+            "POLYMARKET_CLOB_URL": url, "POLYMARKET_GAMMA_URL": url + "/gamma",
+            "POLYMARKET_ORDER_TIMEOUT_S": "2", "LIVE_CONFIRM": "trade real money",
+            "JOURNAL_PATH": str(journal_path), "STOP_FILE": str(stop_file),
+            "LOG_LEVEL": "WARNING"}
+
+
 @pytest.mark.parametrize("point", list(POINTS))
 def test_sigkill_then_restart_reconciles_first(processes: Any, tmp_path: Path, point: str
                                                ) -> None:
@@ -72,13 +85,7 @@ def test_sigkill_then_restart_reconciles_first(processes: Any, tmp_path: Path, p
     second = fake.add_market("btc-updown-15m-crash2", window_start=now - 300.0)
     journal_path = tmp_path / "journal.db"
     with serve(fake) as url:
-        base = {k: v for k, v in os.environ.items()
-                if not k.startswith(("POLYMARKET_", "OPENAI_", "LIVE_", "UPDOWN_"))}
-        env = {**base, "POLYMARKET_MODE": "live", "POLYMARKET_PRIVATE_KEY": key.key.hex(),
-               "POLYMARKET_CLOB_URL": url, "POLYMARKET_GAMMA_URL": url + "/gamma",
-               "POLYMARKET_ORDER_TIMEOUT_S": "2", "LIVE_CONFIRM": "trade real money",
-               "JOURNAL_PATH": str(journal_path), "STOP_FILE": str(tmp_path / "STOP"),
-               "LOG_LEVEL": "WARNING"}
+        env = live_env(url, key.key.hex(), journal_path, tmp_path / "STOP")
 
         # 1. The process dies at the point, without any chance to clean up.
         events_file = tmp_path / "events.jsonl"
@@ -146,13 +153,7 @@ def test_sigkill_while_an_order_rests_then_restart_adopts_it_never_duplicates(
     second = fake.add_market("btc-updown-15m-rest2", window_start=now - 300.0)
     journal_path = tmp_path / "journal.db"
     with serve(fake) as url:
-        base = {k: v for k, v in os.environ.items()
-                if not k.startswith(("POLYMARKET_", "OPENAI_", "LIVE_", "UPDOWN_"))}
-        env = {**base, "POLYMARKET_MODE": "live", "POLYMARKET_PRIVATE_KEY": key.key.hex(),
-               "POLYMARKET_CLOB_URL": url, "POLYMARKET_GAMMA_URL": url + "/gamma",
-               "POLYMARKET_ORDER_TIMEOUT_S": "2", "LIVE_CONFIRM": "trade real money",
-               "JOURNAL_PATH": str(journal_path), "STOP_FILE": str(tmp_path / "STOP"),
-               "LOG_LEVEL": "WARNING"}
+        env = live_env(url, key.key.hex(), journal_path, tmp_path / "STOP")
         rest = ("--rest", "0.50", "--window-end", str(first.window_end))
         events_file = tmp_path / "events.jsonl"
         code, events = run_driver(processes, env, events_file, first.slug,
